@@ -1,0 +1,3 @@
+from securedrop_wm.cli import main
+
+main()

@@ -1,0 +1,421 @@
+"""GnuPG, through python-gnupg, in a home of our own: never a user's keyring.
+
+Everything that encrypts streams: a caller hands over a readable stream or pushes chunks
+into an :class:`EncryptingWriter`, and only ciphertext reaches the disk.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import gnupg
+
+from .errors import (
+    CryptoError,
+    DecryptionError,
+    EncryptionError,
+    KeyExpiredError,
+    KeyMissingError,
+    KeyUnusableError,
+    StoreFullError,
+)
+
+_GPG_CONF = """\
+# Written by securedrop-wm. No network, no automatic key retrieval.
+no-auto-key-locate
+no-auto-key-retrieve
+no-greeting
+no-comments
+no-emit-version
+personal-cipher-preferences AES256 AES192 AES
+"""
+# Passphrases are never cached: each decryption asks again (loopback pinentry).
+# The S2K count is the minimum because every passphrase given to this home is a 256-bit
+# value derived by Argon2id (kdf.py); stretching it again would cost about 2 s per source
+# key and add no strength. Human passphrases never reach this home.
+_AGENT_CONF = """\
+default-cache-ttl 0
+max-cache-ttl 0
+allow-loopback-pinentry
+s2k-count 65536
+"""
+# Uploads are mostly already-compressed media; compressing costs CPU for little gain.
+_ENCRYPT_ARGS = ["--compress-algo", "none", "--no-encrypt-to"]
+_CHUNK = 64 * 1024
+
+
+class Readable(Protocol):
+    """Anything gpg can read plaintext from in chunks."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    """What the keyring says about one public key."""
+
+    fingerprint: str
+    uids: tuple[str, ...]
+    expires: int | None
+    can_encrypt: bool
+    can_sign: bool
+    revoked: bool
+
+
+class GnuPG:
+    """A GnuPG home and the operations the drop needs on it."""
+
+    def __init__(self, home: Path, binary: str = "gpg") -> None:
+        home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(home, 0o700)
+        for name, text in (("gpg.conf", _GPG_CONF), ("gpg-agent.conf", _AGENT_CONF)):
+            conf = home / name
+            if not conf.exists():
+                conf.write_text(text)
+        self.home = home
+        self._gpg = gnupg.GPG(gnupghome=str(home), gpgbinary=binary)
+        self._gpg.buffer_size = _CHUNK
+        self._gpg.encoding = "utf-8"
+
+    # -- keys -----------------------------------------------------------------------
+
+    def import_keys(self, armored: str | bytes) -> list[str]:
+        """Import keys; return the fingerprints imported.
+
+        :raises CryptoError: when the data holds no key.
+        """
+        result = self._gpg.import_keys(armored)
+        fingerprints = [f for f in (result.fingerprints or []) if f]
+        if not fingerprints:
+            raise CryptoError("no OpenPGP key found in the data given")
+        return list(dict.fromkeys(fingerprints))
+
+    def export_public_key(self, fingerprint: str) -> str:
+        """The armored public key for ``fingerprint``.
+
+        :raises KeyMissingError: if the keyring lacks it.
+        """
+        armored = self._gpg.export_keys(fingerprint)
+        if not armored:
+            raise KeyMissingError(f"key {fingerprint} is not in the keyring")
+        return str(armored)
+
+    def key_info(self, fingerprint: str) -> KeyInfo:
+        """Describe one public key.
+
+        :raises KeyMissingError: if the keyring lacks it.
+        """
+        keys = self._gpg.list_keys(keys=[fingerprint])
+        for key in keys:
+            if key["fingerprint"] == fingerprint:
+                expires = int(key["expires"]) if key.get("expires") else None
+                cap = key.get("cap", "")
+                return KeyInfo(
+                    fingerprint=fingerprint,
+                    uids=tuple(key.get("uids", [])),
+                    expires=expires,
+                    can_encrypt="E" in cap,
+                    can_sign="S" in cap,
+                    revoked=key.get("trust") == "r",
+                )
+        raise KeyMissingError(f"key {fingerprint} is not in the keyring")
+
+    def require_encryption_keys(self, fingerprints: Iterable[str]) -> None:
+        """Check that every key can encrypt now.
+
+        :raises KeyMissingError: a key is absent.
+        :raises KeyExpiredError: a key has expired or is revoked.
+        :raises KeyUnusableError: a key has no usable encryption subkey.
+        """
+        now = time.time()
+        for fpr in fingerprints:
+            info = self.key_info(fpr)
+            if info.revoked:
+                raise KeyExpiredError(f"key {fpr} is revoked")
+            if info.expires is not None and info.expires <= now:
+                day = time.strftime("%Y-%m-%d", time.gmtime(info.expires))
+                raise KeyExpiredError(f"key {fpr} expired on {day}")
+            if not info.can_encrypt:
+                raise KeyUnusableError(
+                    f"key {fpr} has no usable encryption subkey (expired or missing)"
+                )
+
+    def create_key(
+        self,
+        name: str,
+        passphrase: str | None,
+        expire_days: int = 0,
+    ) -> str:
+        """Create an Ed25519 signing key with a Curve25519 encryption subkey.
+
+        :param passphrase: locks the secret key; ``None`` leaves it unprotected (only for
+            keys a service must use unattended, such as the server's signing key).
+        :returns: the new fingerprint.
+        """
+        params: dict[str, Any] = {
+            "key_type": "EDDSA",
+            "key_curve": "ed25519",
+            "key_usage": "sign",
+            "subkey_type": "ECDH",
+            "subkey_curve": "cv25519",
+            "subkey_usage": "encrypt",
+            "name_real": name,
+            "expire_date": f"{expire_days}d" if expire_days else "0",
+        }
+        if passphrase is None:
+            params["no_protection"] = True
+        else:
+            params["passphrase"] = passphrase
+        result = self._gpg.gen_key(self._gpg.gen_key_input(**params))
+        if not result.fingerprint:
+            raise CryptoError(f"gpg could not create a key: {_reason(result)}")
+        return str(result.fingerprint)
+
+    def delete_key(self, fingerprint: str, secret_passphrase: str | None = None) -> None:
+        """Remove a key (its secret part first, when a passphrase is given)."""
+        if secret_passphrase is not None:
+            self._gpg.delete_keys(
+                fingerprint, secret=True, passphrase=secret_passphrase, expect_passphrase=True
+            )
+        self._gpg.delete_keys(fingerprint)
+
+    # -- encryption -----------------------------------------------------------------
+
+    def encrypt_stream(self, stream: Readable, recipients: Sequence[str], output: Path) -> None:
+        """Encrypt everything ``stream`` yields into the file ``output``.
+
+        :raises StoreFullError: the disk filled up; ``output`` is removed.
+        :raises EncryptionError: gpg failed otherwise; ``output`` is removed.
+        """
+        try:
+            result = self._gpg.encrypt_file(
+                stream,
+                list(recipients),
+                armor=False,
+                always_trust=True,
+                output=str(output),
+                extra_args=_ENCRYPT_ARGS,
+            )
+        except (OSError, ValueError) as e:
+            output.unlink(missing_ok=True)
+            raise EncryptionError(f"gpg could not be run: {e}") from None
+        if not result.ok:
+            output.unlink(missing_ok=True)
+            reason = _reason(result)
+            if "No space left" in (result.stderr or ""):
+                raise StoreFullError("the disk is full")
+            raise EncryptionError(f"gpg could not encrypt: {reason}")
+
+    def encrypt_bytes(self, data: bytes, recipients: Sequence[str], output: Path) -> None:
+        """Encrypt ``data`` (already in memory) into ``output``."""
+        self.encrypt_stream(_BytesReader(data), recipients, output)
+
+    def start_encryption(self, recipients: Sequence[str], output: Path) -> EncryptingWriter:
+        """Open a writer whose chunks gpg encrypts into ``output`` as they arrive."""
+        return EncryptingWriter(self, recipients, output)
+
+    def decrypt_file(self, path: Path, passphrase: str | None = None) -> bytes:
+        """Decrypt a (small) file into memory.
+
+        :raises DecryptionError: wrong passphrase, missing secret key or damaged data.
+        """
+        with path.open("rb") as f:
+            result = self._gpg.decrypt_file(f, passphrase=passphrase, always_trust=True)
+        if not result.ok:
+            raise DecryptionError(f"gpg could not decrypt: {_reason(result)}")
+        return bytes(result.data)
+
+    def decrypt_to_file(self, source: Path, output: Path, passphrase: str | None = None) -> None:
+        """Decrypt ``source`` into ``output`` without holding it in memory."""
+        with source.open("rb") as f:
+            result = self._gpg.decrypt_file(
+                f, passphrase=passphrase, always_trust=True, output=str(output)
+            )
+        if not result.ok:
+            output.unlink(missing_ok=True)
+            raise DecryptionError(f"gpg could not decrypt: {_reason(result)}")
+
+    # -- signatures -----------------------------------------------------------------
+
+    def sign_detached(self, path: Path, fingerprint: str, passphrase: str | None = None) -> bytes:
+        """A binary detached signature of the file at ``path``."""
+        with path.open("rb") as f:
+            result = self._gpg.sign_file(
+                f,
+                keyid=fingerprint,
+                passphrase=passphrase,
+                detach=True,
+                binary=True,
+                clearsign=False,
+            )
+        if not result.data:
+            raise CryptoError(f"gpg could not sign: {_reason(result)}")
+        return bytes(result.data)
+
+    def verify_detached(self, path: Path, signature: bytes) -> str | None:
+        """The fingerprint of the primary key that made a valid ``signature``, or None."""
+        sig_path = path.with_name(path.name + ".sig-check")
+        sig_path.write_bytes(signature)
+        try:
+            with sig_path.open("rb") as s:
+                verified = self._gpg.verify_file(s, str(path))
+        finally:
+            sig_path.unlink(missing_ok=True)
+        if not verified.valid:
+            return None
+        return str(verified.pubkey_fingerprint or verified.fingerprint)
+
+    def close(self) -> None:
+        """Stop the gpg-agent of this home, if one was started."""
+        os.system(f"gpgconf --homedir '{self.home}' --kill gpg-agent >/dev/null 2>&1")  # noqa: S605
+
+
+class EncryptingWriter:
+    """A writable sink: each chunk written is handed to a gpg process encrypting to a file.
+
+    Memory is bounded by a small queue between the writer and gpg, whatever the size of
+    the stream. :meth:`close` waits for gpg and reports failure; :meth:`abort` discards.
+    """
+
+    _QUEUE_CHUNKS = 16
+
+    def __init__(self, gpg: GnuPG, recipients: Sequence[str], output: Path) -> None:
+        self.output = output
+        self.size = 0
+        self._queue: queue.Queue[bytes] = queue.Queue(self._QUEUE_CHUNKS)
+        self._error: BaseException | None = None
+        self._closed = False
+        self._reader = _QueueReader(self._queue)
+        self._thread = threading.Thread(target=self._run, args=(gpg, list(recipients)), daemon=True)
+        self._thread.start()
+
+    def _run(self, gpg: GnuPG, recipients: list[str]) -> None:
+        try:
+            gpg.encrypt_stream(self._reader, recipients, self.output)
+        except BaseException as e:  # noqa: BLE001 - handed to the writer's thread
+            self._error = e
+        finally:
+            self._reader.finished = True
+
+    def write(self, data: bytes) -> int:
+        """Queue ``data`` for encryption; blocks while gpg catches up."""
+        if self._closed:
+            raise ValueError("write to a closed EncryptingWriter")
+        for start in range(0, len(data), _CHUNK):
+            chunk = bytes(data[start : start + _CHUNK])
+            while True:
+                if not self._thread.is_alive():
+                    self._raise_failure()
+                try:
+                    self._queue.put(chunk, timeout=0.2)
+                    break
+                except queue.Full:
+                    continue
+        self.size += len(data)
+        return len(data)
+
+    def close(self) -> None:
+        """Finish the stream and wait for gpg.
+
+        :raises EncryptionError: or :class:`StoreFullError` when gpg failed.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        self._put_end()
+        self._thread.join()
+        if self._error is not None:
+            self._raise_failure()
+
+    def abort(self) -> None:
+        """Stop and remove whatever was written. Safe to call more than once."""
+        if not self._closed:
+            self._closed = True
+            self._reader.cancelled = True
+            self._put_end()
+            self._thread.join()
+        self.output.unlink(missing_ok=True)
+
+    def _put_end(self) -> None:
+        while self._thread.is_alive():
+            try:
+                self._queue.put(b"", timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def _raise_failure(self) -> None:
+        self._closed = True
+        self.output.unlink(missing_ok=True)
+        error = self._error
+        if isinstance(error, CryptoError | StoreFullError):
+            raise error
+        raise EncryptionError(f"encryption stopped: {error}")
+
+    # Werkzeug's form parser treats the sink as a file object.
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self.size
+
+    def tell(self) -> int:
+        return self.size
+
+    def flush(self) -> None:
+        return None
+
+
+class _QueueReader:
+    """The read side of :class:`EncryptingWriter`: what python-gnupg copies into gpg."""
+
+    def __init__(self, chunks: queue.Queue[bytes]) -> None:
+        self._chunks = chunks
+        self.finished = False
+        self.cancelled = False
+        self._eof = False
+
+    def read(self, size: int = -1) -> bytes:
+        if self._eof:
+            return b""
+        chunk = self._chunks.get()
+        if not chunk or self.cancelled:
+            self._eof = True
+            # A cancelled stream must not end as a valid ciphertext: make gpg fail.
+            if self.cancelled:
+                raise OSError("upload cancelled")
+            return b""
+        return chunk
+
+    def close(self) -> None:
+        return None
+
+
+class _BytesReader:
+    def __init__(self, data: bytes) -> None:
+        self._view = memoryview(data)
+        self._pos = 0
+
+    def read(self, size: int = -1) -> bytes:
+        size = len(self._view) if size < 0 else size
+        chunk = self._view[self._pos : self._pos + size]
+        self._pos += len(chunk)
+        return bytes(chunk)
+
+    def close(self) -> None:
+        return None
+
+
+def _reason(result: Any) -> str:
+    status = getattr(result, "status", None) or ""
+    stderr = getattr(result, "stderr", "") or ""
+    for line in stderr.splitlines():
+        if "No space left" in line:
+            return "no space left on device"
+        if line.startswith("gpg: ") and "WARNING" not in line:
+            return f"{status or 'error'}: {line[5:].strip()}"
+    return str(status or "unknown error")

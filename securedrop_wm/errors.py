@@ -1,0 +1,67 @@
+"""The error tree of the core: every error a caller may handle derives from one base."""
+
+from __future__ import annotations
+
+
+class SecureDropError(Exception):
+    """Base class of every error the core raises on purpose."""
+
+
+class SettingsError(SecureDropError):
+    """Raised at start-up when a setting is missing or invalid; the message names it."""
+
+
+class CodenameError(SecureDropError):
+    """Raised when a string is not a well-formed codename (wrong words or count)."""
+
+
+class SourceNotFoundError(SecureDropError):
+    """Raised when a well-formed codename matches no source."""
+
+
+class CryptoError(SecureDropError):
+    """Base class of the GnuPG errors."""
+
+
+class KeyMissingError(CryptoError):
+    """Raised when a configured key is not in the keyring."""
+
+
+class KeyExpiredError(CryptoError):
+    """Raised when a key needed for encryption has expired or been revoked."""
+
+
+class KeyUnusableError(CryptoError):
+    """Raised when a key exists but cannot encrypt or sign (no such capability)."""
+
+
+class EncryptionError(CryptoError):
+    """Raised when gpg fails to encrypt; nothing is stored."""
+
+
+class DecryptionError(CryptoError):
+    """Raised when gpg fails to decrypt (wrong passphrase, missing secret key, damage)."""
+
+
+class StoreError(SecureDropError):
+    """Base class of the encrypted store's errors."""
+
+
+class StoreFullError(StoreError):
+    """Raised when the disk under the store is full; the partial file is removed."""
+
+
+class UnsafePathError(StoreError):
+    """Raised when a name would resolve outside its folder."""
+
+
+class ReportError(SecureDropError):
+    """Raised when a report is refused (empty, too large, malformed); nothing is kept."""
+
+
+class ReportTooLargeError(ReportError):
+    """Raised when a report's files exceed the configured limit."""
+
+
+class EmptyReportError(ReportError):
+    """Raised when a report has neither text nor files."""

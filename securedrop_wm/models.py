@@ -1,0 +1,96 @@
+"""Database models. The server keeps only what it must: no codename, no plaintext,
+dates coarsened to the day, sizes, and whether a report was marked urgent."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from sqlalchemy import Boolean, Date, ForeignKey, Integer, MetaData, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Declarative base with a naming convention Alembic can rely on."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def new_uuid() -> str:
+    """A random public identifier."""
+    return str(uuid.uuid4())
+
+
+class Source(Base):
+    """A source, known only by what Argon2id derived from their codename."""
+
+    __tablename__ = "sources"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    lookup_id: Mapped[str] = mapped_column(String(64), unique=True)
+    designation: Mapped[str] = mapped_column(String(80), unique=True)
+    key_fingerprint: Mapped[str] = mapped_column(String(40))
+    created_day: Mapped[dt.date] = mapped_column(Date)
+
+    reports: Mapped[list[Report]] = relationship(
+        back_populates="source", cascade="all, delete-orphan"
+    )
+    replies: Mapped[list[Reply]] = relationship(
+        back_populates="source", cascade="all, delete-orphan"
+    )
+
+
+class Report(Base):
+    """One submission of the report form: an encrypted message and any files."""
+
+    __tablename__ = "reports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"))
+    created_day: Mapped[dt.date] = mapped_column(Date)
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False)
+    acknowledged: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    source: Mapped[Source] = relationship(back_populates="reports")
+    submissions: Mapped[list[Submission]] = relationship(
+        back_populates="report", cascade="all, delete-orphan"
+    )
+
+
+class Submission(Base):
+    """One ciphertext file in the store: a report's message or one of its files."""
+
+    __tablename__ = "submissions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
+    report_id: Mapped[int] = mapped_column(ForeignKey("reports.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))
+    store_name: Mapped[str] = mapped_column(String(64), unique=True)
+    size: Mapped[int] = mapped_column(Integer)
+
+    report: Mapped[Report] = relationship(back_populates="submissions")
+
+
+class Reply(Base):
+    """A reply from the responders, encrypted to the source's key and the team key."""
+
+    __tablename__ = "replies"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"))
+    store_name: Mapped[str] = mapped_column(String(64), unique=True)
+    size: Mapped[int] = mapped_column(Integer)
+    created_day: Mapped[dt.date] = mapped_column(Date)
+
+    source: Mapped[Source] = relationship(back_populates="replies")

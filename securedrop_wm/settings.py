@@ -1,0 +1,202 @@
+"""Settings: one frozen dataclass made by one pure function from a TOML file and the environment.
+
+Secrets (peppers, the session key) live in a separate ``secrets.toml`` beside the config,
+readable by the service user only; ``securedrop-wm init`` writes both.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import SettingsError
+
+ENV_PREFIX = "SDWM_"
+CONFIG_ENV = "SDWM_CONFIG"
+
+
+@dataclass(frozen=True)
+class KdfParams:
+    """Argon2id cost parameters (see docs/kdf.md for how they were chosen)."""
+
+    time_cost: int = 3
+    memory_kib: int = 65536
+    parallelism: int = 1
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the drop server needs to run, validated at start-up."""
+
+    data_dir: Path
+    database_url: str
+    gpg_home: Path
+    store_dir: Path
+    responder_fingerprints: tuple[str, ...]
+    team_fingerprint: str
+    signing_fingerprint: str
+    workstation_fingerprint: str | None
+    lookup_pepper: bytes = field(repr=False)
+    key_pepper: bytes = field(repr=False)
+    kdf_salt: bytes = field(repr=False)
+    session_key: bytes = field(repr=False)
+    kdf: KdfParams = KdfParams()
+    codename_words: int = 7
+    max_report_bytes: int = 500 * 1024 * 1024
+    max_field_bytes: int = 256 * 1024
+    session_minutes: int = 30
+    languages: tuple[str, ...] = ("en", "fr", "ar")
+    default_language: str = "en"
+    purge_acknowledged_after_days: int = 0
+    source_key_expiry_days: int = 0
+    gpg_binary: str = "gpg"
+
+
+_INT_FIELDS = {
+    "codename_words": (7, 20),
+    "max_report_bytes": (1024, 1 << 40),
+    "max_field_bytes": (1024, 64 * 1024 * 1024),
+    "session_minutes": (1, 24 * 60),
+    "purge_acknowledged_after_days": (0, 3650),
+    "source_key_expiry_days": (0, 36500),
+}
+
+
+def load_settings(config_path: Path | str, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read ``config_path`` (and ``secrets.toml`` beside it), apply ``SDWM_*`` overrides.
+
+    :raises SettingsError: naming the first setting that is missing or invalid.
+    """
+    environ = os.environ if environ is None else environ
+    path = Path(config_path)
+    raw = _read_toml(path, "config file")
+    secrets_path = path.with_name("secrets.toml")
+    secrets = _read_toml(secrets_path, "secrets file")
+    for key, value in environ.items():
+        if key.startswith(ENV_PREFIX) and key != CONFIG_ENV:
+            raw[key[len(ENV_PREFIX) :].lower()] = _parse_env_value(value)
+    return _build(raw, secrets, base=path.parent)
+
+
+def _read_toml(path: Path, what: str) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise SettingsError(f"{what} not found: {path} (run `securedrop-wm init`)") from None
+    except tomllib.TOMLDecodeError as e:
+        raise SettingsError(f"{what} {path} is not valid TOML: {e}") from None
+    except OSError as e:
+        raise SettingsError(f"{what} {path} cannot be read: {e.strerror}") from None
+
+
+def _parse_env_value(value: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {value}")["v"]
+    except tomllib.TOMLDecodeError:
+        return value
+
+
+def _build(raw: dict[str, Any], secrets: dict[str, Any], base: Path) -> Settings:
+    def path_setting(name: str, default: Path) -> Path:
+        value = raw.get(name)
+        if value is None:
+            return default
+        if not isinstance(value, str) or not value:
+            raise SettingsError(f"setting '{name}' must be a non-empty path string")
+        p = Path(value)
+        return p if p.is_absolute() else (base / p)
+
+    data_dir = path_setting("data_dir", base)
+    fingerprints = raw.get("responder_fingerprints", [])
+    if not isinstance(fingerprints, list) or not all(isinstance(f, str) for f in fingerprints):
+        raise SettingsError("setting 'responder_fingerprints' must be a list of strings")
+    team = raw.get("team_fingerprint")
+    all_fprs = tuple(_fingerprint(f, "responder_fingerprints") for f in fingerprints)
+    if not isinstance(team, str):
+        raise SettingsError("setting 'team_fingerprint' is missing")
+    team_fpr = _fingerprint(team, "team_fingerprint")
+    signing = raw.get("signing_fingerprint")
+    if not isinstance(signing, str):
+        raise SettingsError("setting 'signing_fingerprint' is missing")
+    workstation = raw.get("workstation_fingerprint")
+    ints: dict[str, int] = {}
+    for name, (low, high) in _INT_FIELDS.items():
+        if name in raw:
+            value = raw[name]
+            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+                raise SettingsError(f"setting '{name}' must be an integer in [{low}, {high}]")
+            ints[name] = value
+    kdf_raw = raw.get("kdf", {})
+    if not isinstance(kdf_raw, dict):
+        raise SettingsError("setting 'kdf' must be a table")
+    kdf = KdfParams(
+        time_cost=_bounded(kdf_raw, "time_cost", 1, 100, KdfParams.time_cost),
+        memory_kib=_bounded(kdf_raw, "memory_kib", 8, 4 * 1024 * 1024, KdfParams.memory_kib),
+        parallelism=_bounded(kdf_raw, "parallelism", 1, 64, KdfParams.parallelism),
+    )
+    languages = raw.get("languages", list(Settings.languages))
+    if (
+        not isinstance(languages, list)
+        or not languages
+        or not all(isinstance(x, str) for x in languages)
+    ):
+        raise SettingsError("setting 'languages' must be a non-empty list of locale names")
+    default_language = raw.get("default_language", languages[0])
+    if not isinstance(default_language, str) or default_language not in languages:
+        raise SettingsError("setting 'default_language' must be one of 'languages'")
+    database_url = raw.get("database_url", f"sqlite:///{data_dir / 'db.sqlite'}")
+    if not isinstance(database_url, str) or ":" not in database_url:
+        raise SettingsError("setting 'database_url' must be an SQLAlchemy URL")
+    return Settings(
+        data_dir=data_dir,
+        database_url=database_url,
+        gpg_home=path_setting("gpg_home", data_dir / "gnupg"),
+        store_dir=path_setting("store_dir", data_dir / "store"),
+        responder_fingerprints=all_fprs if team_fpr in all_fprs else (team_fpr, *all_fprs),
+        team_fingerprint=team_fpr,
+        signing_fingerprint=_fingerprint(signing, "signing_fingerprint"),
+        workstation_fingerprint=(
+            _fingerprint(workstation, "workstation_fingerprint")
+            if isinstance(workstation, str) and workstation
+            else None
+        ),
+        lookup_pepper=_secret(secrets, "lookup_pepper"),
+        key_pepper=_secret(secrets, "key_pepper"),
+        kdf_salt=_secret(secrets, "kdf_salt"),
+        session_key=_secret(secrets, "session_key"),
+        kdf=kdf,
+        languages=tuple(languages),
+        default_language=default_language,
+        gpg_binary=str(raw.get("gpg_binary", "gpg")),
+        **ints,
+    )
+
+
+def _bounded(table: dict[str, Any], name: str, low: int, high: int, default: int) -> int:
+    value = table.get(name, default)
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise SettingsError(f"setting 'kdf.{name}' must be an integer in [{low}, {high}]")
+    return value
+
+
+def _fingerprint(value: str, name: str) -> str:
+    fpr = value.replace(" ", "").upper()
+    if len(fpr) != 40 or any(c not in "0123456789ABCDEF" for c in fpr):
+        raise SettingsError(f"setting '{name}': {value!r} is not a 40-hex-digit fingerprint")
+    return fpr
+
+
+def _secret(secrets: dict[str, Any], name: str) -> bytes:
+    value = secrets.get(name)
+    try:
+        raw = bytes.fromhex(value) if isinstance(value, str) else b""
+    except ValueError:
+        raw = b""
+    if len(raw) < 32:
+        raise SettingsError(f"secret '{name}' must be at least 32 bytes of hex in secrets.toml")
+    return raw

@@ -1,0 +1,337 @@
+"""What a source can do: get a codename, report, log in again, read and delete replies.
+
+Functions here take a :class:`~securedrop_wm.drop.Drop` and plain values, and raise
+errors from :mod:`securedrop_wm.errors`; they know nothing of HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from .codenames import Codename, generate_designation
+from .crypto import EncryptingWriter
+from .drop import Drop
+from .errors import (
+    EmptyReportError,
+    ReportError,
+    ReportTooLargeError,
+    SecureDropError,
+    SourceNotFoundError,
+)
+from .kdf import SourceId, SourcePassphrase, derive
+from .models import Reply, Report, Source, Submission
+
+CATEGORIES = (
+    "harassment",
+    "doxxing",
+    "threats",
+    "surveillance",
+    "legal",
+    "account",
+    "other",
+)
+URGENCIES = ("routine", "urgent", "danger")
+MESSAGE_SCHEMA = 1
+MAX_TEXT_CHARS = 100_000
+MAX_SHORT_CHARS = 500
+MAX_LINKS_CHARS = 20_000
+MAX_FILENAME_CHARS = 255
+
+
+class SourceCollisionError(SecureDropError):
+    """Raised when a new codename derives to an existing source (astronomically rare)."""
+
+
+@dataclass(frozen=True)
+class SourceLogin:
+    """What a logged-in source's session holds: derived values, never the codename."""
+
+    source_id: SourceId
+    passphrase: SourcePassphrase
+
+
+@dataclass(frozen=True)
+class ReportFields:
+    """The form fields of a report, before encryption."""
+
+    category: str
+    what_happened: str
+    urgency: str = "routine"
+    wiki: str = ""
+    links: str = ""
+    reply_language: str = "en"
+
+
+@dataclass
+class PendingFile:
+    """An attached file being encrypted as it arrives."""
+
+    filename: str
+    writer: EncryptingWriter
+    submission_uuid: str = field(default="")
+
+
+@dataclass(frozen=True)
+class ReportReceipt:
+    """What the source is told after a report is stored."""
+
+    report_uuid: str
+    files: int
+    urgent: bool
+    danger: bool
+
+
+@dataclass(frozen=True)
+class ReplyText:
+    """A reply, decrypted for the source on the fly."""
+
+    uuid: str
+    text: str
+    day: str
+
+
+def create_source(drop: Drop, codename: Codename) -> SourceLogin:
+    """Register a new source for ``codename``: derive its secrets, create its key.
+
+    :raises SourceCollisionError: if the codename's lookup id is taken.
+    """
+    derived = derive(codename, drop.peppers, drop.settings.kdf)
+    fingerprint = drop.gpg.create_key(
+        "securedrop-wm source", derived.passphrase, drop.settings.source_key_expiry_days
+    )
+    try:
+        with drop.sessions.begin() as db:
+            db.add(
+                Source(
+                    lookup_id=derived.source_id,
+                    designation=_unique_designation(drop),
+                    key_fingerprint=fingerprint,
+                    created_day=drop.today(),
+                )
+            )
+    except IntegrityError:
+        drop.gpg.delete_key(fingerprint, derived.passphrase)
+        raise SourceCollisionError("this codename is already in use") from None
+    return SourceLogin(derived.source_id, derived.passphrase)
+
+
+def login_source(drop: Drop, codename: Codename) -> SourceLogin:
+    """Find the source of ``codename``.
+
+    :raises SourceNotFoundError: no source has this codename.
+    """
+    derived = derive(codename, drop.peppers, drop.settings.kdf)
+    with drop.sessions() as db:
+        found = db.scalar(select(Source.id).where(Source.lookup_id == derived.source_id))
+    if found is None:
+        raise SourceNotFoundError("no source has this codename")
+    return SourceLogin(derived.source_id, derived.passphrase)
+
+
+def source_exists(drop: Drop, source_id: SourceId) -> bool:
+    """Whether the source behind a session still exists."""
+    with drop.sessions() as db:
+        return db.scalar(select(Source.id).where(Source.lookup_id == source_id)) is not None
+
+
+def start_file(drop: Drop, filename: str) -> PendingFile:
+    """Begin encrypting an attached file as its bytes arrive.
+
+    :raises ReportError: when the name is unacceptable (path parts, control characters).
+    """
+    name = check_filename(filename)
+    temp = drop.store.new_temp_path()
+    writer = drop.gpg.start_encryption(drop.settings.responder_fingerprints, temp)
+    return PendingFile(name, writer)
+
+
+def check_filename(filename: str) -> str:
+    """Return ``filename`` if it is a plain name; refuse path parts and control characters.
+
+    :raises ReportError: with a reason a source can act on.
+    """
+    if not filename or len(filename) > MAX_FILENAME_CHARS:
+        raise ReportError("a file name must have between 1 and 255 characters")
+    if any(ord(c) < 32 or ord(c) == 127 for c in filename):
+        raise ReportError("a file name must not contain control characters")
+    if "/" in filename or "\\" in filename or filename in (".", ".."):
+        raise ReportError("a file name must not contain a folder path")
+    return filename
+
+
+def abort_files(files: Sequence[PendingFile]) -> None:
+    """Discard files whose report will not be stored."""
+    for f in files:
+        f.writer.abort()
+
+
+def validate_fields(fields: ReportFields) -> None:
+    """Check a report's fields.
+
+    :raises ReportError: naming the field that is wrong.
+    """
+    if fields.category not in CATEGORIES:
+        raise ReportError("choose a category")
+    if fields.urgency not in URGENCIES:
+        raise ReportError("choose how urgent this is")
+    if len(fields.what_happened) > MAX_TEXT_CHARS:
+        raise ReportError(f"the description is longer than {MAX_TEXT_CHARS} characters")
+    if len(fields.wiki) > MAX_SHORT_CHARS or len(fields.reply_language) > 35:
+        raise ReportError("a short field is too long")
+    if len(fields.links) > MAX_LINKS_CHARS:
+        raise ReportError(f"the links are longer than {MAX_LINKS_CHARS} characters")
+
+
+def submit_report(
+    drop: Drop, login: SourceLogin, fields: ReportFields, files: Sequence[PendingFile]
+) -> ReportReceipt:
+    """Store a report: its fields as one encrypted message, each file as a ciphertext.
+
+    All or nothing: on any error every file of the report is removed and no row remains.
+
+    :raises ReportError: (or a subclass) for a report that is refused.
+    :raises StoreFullError: when the disk is full.
+    """
+    committed: list[str] = []
+    try:
+        validate_fields(fields)
+        if not fields.what_happened.strip() and not files:
+            raise EmptyReportError("write what happened or attach a file")
+        for f in files:
+            f.writer.close()
+        total = sum(f.writer.size for f in files)
+        if total > drop.settings.max_report_bytes:
+            raise ReportTooLargeError("the files are larger than this drop accepts")
+        with drop.sessions.begin() as db:
+            source = db.scalar(select(Source).where(Source.lookup_id == login.source_id))
+            if source is None:
+                raise SourceNotFoundError("no source has this codename")
+            report = Report(
+                source=source, created_day=drop.today(), urgent=fields.urgency != "routine"
+            )
+            for f in files:
+                name = drop.store.commit(f.writer.output)
+                committed.append(name)
+                sub = Submission(report=report, kind="file", store_name=name, size=f.writer.size)
+                db.add(sub)
+                db.flush()
+                f.submission_uuid = sub.uuid
+            message = _encode_message(fields, files)
+            temp = drop.store.new_temp_path()
+            drop.gpg.encrypt_bytes(message, drop.settings.responder_fingerprints, temp)
+            name = drop.store.commit(temp)
+            committed.append(name)
+            db.add(Submission(report=report, kind="message", store_name=name, size=len(message)))
+            db.flush()
+            receipt = ReportReceipt(
+                report.uuid, len(files), report.urgent, fields.urgency == "danger"
+            )
+    except BaseException:
+        abort_files(files)
+        for name in committed:
+            drop.store.delete(name)
+        raise
+    return receipt
+
+
+def list_replies(drop: Drop, login: SourceLogin) -> list[ReplyText]:
+    """Decrypt the source's replies with their key, oldest first, in memory only."""
+    with drop.sessions() as db:
+        replies = db.scalars(
+            select(Reply).join(Source).where(Source.lookup_id == login.source_id).order_by(Reply.id)
+        ).all()
+    out = []
+    for reply in replies:
+        data = drop.gpg.decrypt_file(drop.store.path(reply.store_name), login.passphrase)
+        text = data.decode("utf-8", "replace")
+        out.append(ReplyText(reply.uuid, text, reply.created_day.isoformat()))
+    return out
+
+
+def delete_reply(drop: Drop, login: SourceLogin, reply_uuid: str) -> bool:
+    """Delete one of the source's replies for real: file overwritten, row gone.
+
+    :returns: whether a reply was deleted.
+    """
+    with drop.sessions.begin() as db:
+        reply = db.scalar(
+            select(Reply)
+            .join(Source)
+            .where(Source.lookup_id == login.source_id, Reply.uuid == reply_uuid)
+        )
+        if reply is None:
+            return False
+        name = reply.store_name
+        db.delete(reply)
+    drop.store.delete(name)
+    return True
+
+
+def add_reply(drop: Drop, designation: str, text: str) -> str:
+    """Encrypt ``text`` to the source's key and the team key and store it as a reply.
+
+    Used by the CLI until replies arrive in bundles from the workstation.
+    :raises SourceNotFoundError: no source has this designation.
+    """
+    with drop.sessions() as db:
+        source = db.scalar(select(Source).where(Source.designation == designation))
+    if source is None:
+        raise SourceNotFoundError(f"no source is designated {designation!r}")
+    recipients = [source.key_fingerprint, drop.settings.team_fingerprint]
+    temp = drop.store.new_temp_path()
+    drop.gpg.encrypt_bytes(text.encode("utf-8"), recipients, temp)
+    name = drop.store.commit(temp)
+    try:
+        with drop.sessions.begin() as db:
+            reply = Reply(
+                source_id=source.id,
+                store_name=name,
+                size=drop.store.size(name),
+                created_day=drop.today(),
+            )
+            db.add(reply)
+            db.flush()
+            return reply.uuid
+    except BaseException:
+        drop.store.delete(name)
+        raise
+
+
+def urgent_pending_count(drop: Drop) -> int:
+    """How many urgent reports wait to be fetched: the only thing known about them."""
+    with drop.sessions() as db:
+        return int(
+            db.scalar(select(func.count(Report.id)).where(Report.urgent, ~Report.acknowledged)) or 0
+        )
+
+
+def _encode_message(fields: ReportFields, files: Sequence[PendingFile]) -> bytes:
+    body = {
+        "schema": MESSAGE_SCHEMA,
+        **asdict(fields),
+        "files": [
+            {"submission": f.submission_uuid, "name": f.filename, "size": f.writer.size}
+            for f in files
+        ],
+    }
+    return json.dumps(body, ensure_ascii=False, indent=1).encode("utf-8")
+
+
+def _unique_designation(drop: Drop) -> str:
+    with drop.sessions() as db:
+        for _ in range(20):
+            candidate = generate_designation()
+            if db.scalar(select(Source.id).where(Source.designation == candidate)) is None:
+                return candidate
+    raise SourceCollisionError("could not find a free designation")
+
+
+def store_path(drop: Drop, name: str) -> Path:
+    """The path of a stored ciphertext (for export and tests)."""
+    return drop.store.path(name)

@@ -1,0 +1,97 @@
+"""Streaming uploads: a file part's bytes go straight into gpg, never to a temp file.
+
+Werkzeug's form parser asks the request for a stream to write each file part into, and
+by default spools large parts to a temporary file on disk. Here, for the report form of a
+logged-in source, that stream is an :class:`~securedrop_wm.crypto.EncryptingWriter`:
+memory stays flat whatever the file size, and only ciphertext reaches the disk. Every
+other file part is counted and dropped. Whatever is not committed by the end of the
+request is removed.
+"""
+
+from __future__ import annotations
+
+from typing import IO, Any
+
+from flask import Flask, current_app, g, request, session
+from flask.wrappers import Request
+
+from securedrop_wm.errors import ReportError
+from securedrop_wm.sources import PendingFile, abort_files, start_file
+
+UPLOAD_ENDPOINT = "source.submit"
+
+
+class _Discard:
+    """A sink for file parts nobody asked for."""
+
+    def __init__(self) -> None:
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.size += len(data)
+        return len(data)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return 0
+
+    def tell(self) -> int:
+        return self.size
+
+    def read(self, size: int = -1) -> bytes:
+        return b""
+
+    def flush(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+class UploadRequest(Request):
+    """A request whose file parts are encrypted as they stream in."""
+
+    def _get_file_stream(
+        self,
+        total_content_length: int | None,
+        content_type: str | None,
+        filename: str | None = None,
+        content_length: int | None = None,
+    ) -> IO[bytes]:
+        if self.endpoint != UPLOAD_ENDPOINT or "sid" not in session or not filename:
+            return _Discard()  # type: ignore[return-value]
+        from . import get_drop
+
+        try:
+            pending = start_file(get_drop(current_app), filename)
+        except ReportError as e:
+            g.setdefault("upload_errors", []).append(str(e))
+            return _Discard()  # type: ignore[return-value]
+        g.setdefault("pending_files", []).append(pending)
+        return pending.writer  # type: ignore[return-value]
+
+
+def pending_files() -> list[PendingFile]:
+    """The files of this request being encrypted, in the order they arrived."""
+    files: list[PendingFile] = g.get("pending_files", [])
+    return files
+
+
+def upload_errors() -> list[str]:
+    """Why file parts of this request were refused."""
+    errors: list[str] = g.get("upload_errors", [])
+    return errors
+
+
+def init_uploads(app: Flask) -> None:
+    """Make sure no half-written ciphertext outlives its request."""
+
+    @app.teardown_request
+    def _discard_uncommitted(_exc: BaseException | None) -> None:
+        abort_files(pending_files())
+
+    _ = request  # the parser is driven by Flask; nothing else to install
+
+
+def form_value(name: str, default: str = "") -> Any:
+    """A form field as text, stripped of surrounding whitespace."""
+    return (request.form.get(name) or default).strip()

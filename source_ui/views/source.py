@@ -1,0 +1,251 @@
+"""A source's flow: codename, report, return with the codename, replies, log out."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    session,
+    url_for,
+)
+from flask_babel import gettext as _
+
+from securedrop_wm.codenames import Codename, generate_codename, parse_codename
+from securedrop_wm.errors import (
+    CodenameError,
+    EmptyReportError,
+    ReportError,
+    ReportTooLargeError,
+    SourceNotFoundError,
+    StoreFullError,
+)
+from securedrop_wm.kdf import SourceId, SourcePassphrase
+from securedrop_wm.sources import (
+    CATEGORIES,
+    URGENCIES,
+    ReportFields,
+    SourceLogin,
+    abort_files,
+    create_source,
+    delete_reply,
+    list_replies,
+    login_source,
+    source_exists,
+    submit_report,
+)
+
+from .. import get_drop
+from ..uploads import form_value, pending_files, upload_errors
+
+bp = Blueprint("source", __name__)
+
+_FORM_FIELDS = ("category", "what_happened", "urgency", "wiki", "links", "reply_language")
+
+
+def _drop() -> Any:
+    return get_drop(current_app)
+
+
+def _rotate_csrf() -> None:
+    """Make every form single-use: a replayed token no longer matches the session."""
+    session.pop("csrf_token", None)
+
+
+def _login() -> SourceLogin:
+    return SourceLogin(SourceId(session["sid"]), SourcePassphrase(session["pp"]))
+
+
+def _start_session(login: SourceLogin) -> None:
+    """A fresh session for a source; only the chosen language carries over."""
+    lang = session.get("lang")
+    session.clear()
+    session.update(sid=login.source_id, pp=login.passphrase)
+    if lang:
+        session["lang"] = lang
+
+
+def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Send a visitor without a source session to the login page."""
+
+    @functools.wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if "sid" not in session or not source_exists(_drop(), SourceId(session["sid"])):
+            session.clear()
+            flash(_("Please enter your codename to continue."), "info")
+            return redirect(url_for("source.login"))
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def category_labels() -> dict[str, str]:
+    """Translated labels of the report categories."""
+    return {
+        "harassment": _("Harassment"),
+        "doxxing": _("Doxxing (my identity or address was exposed)"),
+        "threats": _("Threats of violence"),
+        "surveillance": _("Government surveillance or pressure"),
+        "legal": _("Legal threat or lawsuit"),
+        "account": _("My account was compromised"),
+        "other": _("Something else"),
+    }
+
+
+def urgency_labels() -> dict[str, str]:
+    """Translated labels of the urgency levels."""
+    return {
+        "routine": _("Routine: an answer within days is fine"),
+        "urgent": _("Urgent: I need help soon"),
+        "danger": _("I am in danger now"),
+    }
+
+
+@bp.get("/generate")
+def generate() -> Any:
+    """Show a new codename once, with advice on keeping it."""
+    if "sid" in session:
+        return redirect(url_for("source.submit"))
+    settings = current_app.extensions["securedrop_wm.settings"]
+    codename = generate_codename(settings.codename_words)
+    session["pending_codename"] = codename
+    return render_template("generate.html", codename=codename)
+
+
+@bp.post("/create")
+def create() -> Any:
+    """Create the source for the codename shown on the previous page."""
+    codename = session.pop("pending_codename", None)
+    if not codename:
+        flash(_("Your codename was not found. Here is a new one."), "error")
+        return redirect(url_for("source.generate"))
+    login = create_source(_drop(), Codename(codename))
+    _start_session(login)
+    flash(_("Your codename is ready. Keep it safe: it is the only way back here."), "info")
+    return redirect(url_for("source.submit"))
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    """Return with a codename."""
+    from flask import request
+
+    if request.method == "GET":
+        return render_template("login.html")
+    settings = current_app.extensions["securedrop_wm.settings"]
+    try:
+        codename = parse_codename(form_value("codename"), settings.codename_words)
+        found = login_source(_drop(), codename)
+    except (CodenameError, SourceNotFoundError):
+        _rotate_csrf()
+        return (
+            render_template(
+                "login.html",
+                error=_("That codename was not recognized. Check each word and try again."),
+            ),
+            401,
+        )
+    _start_session(found)
+    return redirect(url_for("source.replies"))
+
+
+@bp.route("/submit", methods=["GET", "POST"])
+@login_required
+def submit() -> Any:
+    """The report form, and storing a report."""
+    from flask import request
+
+    context = {"categories": category_labels(), "urgencies": urgency_labels()}
+    if request.method == "GET":
+        return render_template("submit.html", **context, form={})
+    files = pending_files()
+    form = {k: form_value(k) for k in _FORM_FIELDS}
+    errors = upload_errors()
+    if errors:
+        abort_files(files)
+        return _form_error(context, form, errors[0], 400)
+    fields = ReportFields(
+        category=form["category"],
+        what_happened=form["what_happened"],
+        urgency=form["urgency"] or "routine",
+        wiki=form["wiki"],
+        links=form["links"],
+        reply_language=form["reply_language"] or "en",
+    )
+    try:
+        receipt = submit_report(_drop(), _login(), fields, files)
+    except ReportTooLargeError:
+        return _form_error(context, form, _("Your files are larger than this drop accepts."), 413)
+    except EmptyReportError:
+        return _form_error(
+            context, form, _("Write what happened or attach at least one file."), 400
+        )
+    except ReportError:
+        message = _(
+            "Please check the form: choose a category and an urgency, "
+            "and keep each field within its limit."
+        )
+        return _form_error(context, form, message, 400)
+    except StoreFullError:
+        _rotate_csrf()
+        message = _(
+            "The drop cannot store your report right now. Nothing was kept; "
+            "please try again in a few hours."
+        )
+        return render_template(
+            "error.html", title=_("Please try again later"), message=message
+        ), 503
+    _rotate_csrf()
+    session["receipt"] = {"files": receipt.files, "danger": receipt.danger}
+    return redirect(url_for("source.thanks"))
+
+
+def _form_error(context: dict[str, Any], form: dict[str, str], message: str, code: int) -> Any:
+    """The report form again, with what the source typed and why it was refused."""
+    _rotate_csrf()
+    return render_template("submit.html", **context, form=form, error=message), code
+
+
+@bp.get("/thanks")
+@login_required
+def thanks() -> Any:
+    """Confirmation; immediate safety steps when the source is in danger now."""
+    receipt = session.pop("receipt", None)
+    if receipt is None:
+        return redirect(url_for("source.submit"))
+    return render_template("thanks.html", files=receipt["files"], danger=receipt["danger"])
+
+
+@bp.get("/replies")
+@login_required
+def replies() -> Any:
+    """Replies from the responders, decrypted for this source only, on the fly."""
+    return render_template("replies.html", replies=list_replies(_drop(), _login()))
+
+
+@bp.post("/replies/<reply_uuid>/delete")
+@login_required
+def delete(reply_uuid: str) -> Any:
+    """Delete a reply for real."""
+    _rotate_csrf()
+    if delete_reply(_drop(), _login(), reply_uuid):
+        flash(_("The reply was deleted."), "info")
+    else:
+        flash(_("That reply no longer exists."), "error")
+    return redirect(url_for("source.replies"))
+
+
+@bp.post("/logout")
+def logout() -> Any:
+    """End the session; advise closing Tor Browser's window."""
+    session.clear()
+    return render_template("logged_out.html")
+
+
+__all__ = ["bp", "CATEGORIES", "URGENCIES"]
