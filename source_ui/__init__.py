@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from flask import Flask
@@ -17,8 +19,11 @@ from .uploads import UploadRequest, init_uploads
 EXTENSION = "securedrop_wm"
 
 
-def create_app(settings: Settings, drop: Drop | None = None) -> Flask:
-    """Build the source UI for ``settings``; a test may pass its own ``drop`` services."""
+def create_app(
+    settings: Settings, drop: Drop | None = None, clock: Callable[[], float] = time.time
+) -> Flask:
+    """Build the source UI for ``settings``; a test may pass its own ``drop`` services
+    and a ``clock`` (seconds) to see sessions expire."""
     app = Flask(__name__)
     app.request_class = UploadRequest
     app.config.update(
@@ -40,7 +45,7 @@ def create_app(settings: Settings, drop: Drop | None = None) -> Flask:
     app.extensions[EXTENSION] = drop if drop is not None else open_drop(settings)
     app.extensions["securedrop_wm.settings"] = settings
     app.session_interface = EncryptedSessionInterface(
-        settings.session_key, settings.session_minutes * 60
+        settings.session_key, settings.session_minutes * 60, clock
     )
     init_security(app)
     init_i18n(
