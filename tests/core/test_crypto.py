@@ -1,0 +1,100 @@
+"""The GnuPG wrapper against real gpg: clear errors for keys that cannot be used,
+streams that never hold more than a chunk, and aborted streams that leave nothing."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from securedrop_wm.crypto import GnuPG
+from securedrop_wm.errors import (
+    DecryptionError,
+    EncryptionError,
+    KeyExpiredError,
+    KeyMissingError,
+    KeyUnusableError,
+)
+from tests.conftest import Responders, short_tempdir
+
+
+@pytest.fixture
+def gpg() -> Iterator[GnuPG]:
+    home = short_tempdir("sdwm-g-")
+    g = GnuPG(home / "home")
+    yield g
+    g.close()
+    shutil.rmtree(home, ignore_errors=True)
+
+
+def _foreign_key(*gen_args: str, faked_time: str | None = None) -> str:
+    """Make a key with plain gpg in a throwaway home; return it armored."""
+    home = short_tempdir("sdwm-k-")
+    try:
+        base = ["gpg", "--homedir", str(home), "--batch", "--passphrase", ""]
+        if faked_time:
+            base += ["--faked-system-time", faked_time]
+        subprocess.run([*base, "--quick-gen-key", *gen_args], check=True, capture_output=True)
+        return subprocess.run(
+            ["gpg", "--homedir", str(home), "--armor", "--export"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    finally:
+        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], check=False)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def test_missing_key_is_named(gpg: GnuPG) -> None:
+    with pytest.raises(KeyMissingError, match="0123456789ABCDEF0123456789ABCDEF01234567"):
+        gpg.require_encryption_keys(["0123456789ABCDEF0123456789ABCDEF01234567"])
+
+
+def test_expired_key_is_refused_with_its_date(gpg: GnuPG) -> None:
+    fpr = gpg.import_keys(
+        _foreign_key(
+            "Old responder", "future-default", "default", "1d", faked_time="20200101T000000"
+        )
+    )[0]
+    with pytest.raises(KeyExpiredError, match="expired on 2020-01-02"):
+        gpg.require_encryption_keys([fpr])
+
+
+def test_sign_only_key_is_unusable_for_encryption(gpg: GnuPG, tmp_path: Path) -> None:
+    fpr = gpg.import_keys(_foreign_key("Sign only", "ed25519", "sign", "0"))[0]
+    with pytest.raises(KeyUnusableError, match="no usable encryption subkey"):
+        gpg.require_encryption_keys([fpr])
+    with pytest.raises(EncryptionError):
+        gpg.encrypt_bytes(b"secret", [fpr], tmp_path / "out.gpg")
+    assert not (tmp_path / "out.gpg").exists()
+
+
+def test_streamed_encryption_round_trips_and_abort_leaves_nothing(
+    gpg: GnuPG, responders: Responders, tmp_path: Path
+) -> None:
+    team = gpg.import_keys(responders.team_public.read_text())[0]
+    data = os.urandom(3 * 1024 * 1024 + 17)
+    writer = gpg.start_encryption([team], tmp_path / "whole.gpg")
+    for start in range(0, len(data), 100_000):
+        writer.write(data[start : start + 100_000])
+    writer.close()
+    assert writer.size == len(data)
+    assert responders.decrypt(tmp_path / "whole.gpg") == data
+
+    aborted = gpg.start_encryption([team], tmp_path / "partial.gpg")
+    aborted.write(data[:500_000])
+    aborted.abort()
+    assert not (tmp_path / "partial.gpg").exists()
+
+
+def test_source_key_opens_only_with_its_passphrase(gpg: GnuPG, tmp_path: Path) -> None:
+    fpr = gpg.create_key("securedrop-wm source", "a" * 64)
+    gpg.encrypt_bytes("réponse".encode(), [fpr], tmp_path / "reply.gpg")
+    assert gpg.decrypt_file(tmp_path / "reply.gpg", "a" * 64) == "réponse".encode()
+    with pytest.raises(DecryptionError):
+        gpg.decrypt_file(tmp_path / "reply.gpg", "b" * 64)
