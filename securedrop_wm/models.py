@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy import Boolean, Date, ForeignKey, Integer, MetaData, String
+from sqlalchemy import Boolean, Date, ForeignKey, Integer, MetaData, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 NAMING_CONVENTION = {
@@ -35,6 +35,7 @@ class Source(Base):
     __tablename__ = "sources"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
     lookup_id: Mapped[str] = mapped_column(String(64), unique=True)
     designation: Mapped[str] = mapped_column(String(80), unique=True)
     key_fingerprint: Mapped[str] = mapped_column(String(40))
@@ -59,6 +60,8 @@ class Report(Base):
     created_day: Mapped[dt.date] = mapped_column(Date)
     urgent: Mapped[bool] = mapped_column(Boolean, default=False)
     acknowledged: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The day the workstation acknowledged the last of its submissions.
+    acknowledged_day: Mapped[dt.date | None] = mapped_column(Date, default=None)
 
     source: Mapped[Source] = relationship(back_populates="reports")
     submissions: Mapped[list[Submission]] = relationship(
@@ -77,6 +80,9 @@ class Submission(Base):
     kind: Mapped[str] = mapped_column(String(16))
     store_name: Mapped[str] = mapped_column(String(64), unique=True)
     size: Mapped[int] = mapped_column(Integer)
+    # Set when a reply bundle says the workstation imported it; the ciphertext is purged
+    # (file and row) ``purge_acknowledged_after_days`` later.
+    acknowledged_day: Mapped[dt.date | None] = mapped_column(Date, default=None)
 
     report: Mapped[Report] = relationship(back_populates="submissions")
 
@@ -92,5 +98,36 @@ class Reply(Base):
     store_name: Mapped[str] = mapped_column(String(64), unique=True)
     size: Mapped[int] = mapped_column(Integer)
     created_day: Mapped[dt.date] = mapped_column(Date)
+    # "bundle": written on the workstation; "cli": added on the server by an admin.
+    origin: Mapped[str] = mapped_column(String(16), default="cli")
 
     source: Mapped[Source] = relationship(back_populates="replies")
+
+
+class BundleRecord(Base):
+    """A bundle this server wrote (export) or imported (replies): replay protection.
+
+    Exports take the next sequence number; an imported bundle is remembered by the
+    SHA-256 of its signed manifest so that importing it again changes nothing.
+    """
+
+    __tablename__ = "bundle_log"
+    __table_args__ = (UniqueConstraint("direction", "peer", "sequence"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    direction: Mapped[str] = mapped_column(String(8))
+    peer: Mapped[str] = mapped_column(String(40))
+    sequence: Mapped[int] = mapped_column(Integer)
+    manifest_sha256: Mapped[str | None] = mapped_column(String(64), unique=True)
+    day: Mapped[dt.date] = mapped_column(Date)
+
+
+class TransferToken(Base):
+    """A responder's token for the transfer API, kept only as its SHA-256."""
+
+    __tablename__ = "transfer_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_day: Mapped[dt.date] = mapped_column(Date)
