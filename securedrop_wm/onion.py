@@ -25,9 +25,11 @@ import hashlib
 import os
 import re
 import signal
+import socket
 import subprocess
 import threading
 import time
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -445,19 +447,21 @@ class Onion:
         """
         where = str(socket_path) if socket_path else f"{host}:{control_port}"
         try:
-            if socket_path is not None:
-                controller = stem.control.Controller.from_socket_file(str(socket_path))
-            else:
-                controller = stem.control.Controller.from_port(host, control_port)
-        except stem.SocketError as exc:
+            _probe(host, control_port, socket_path)
+            with _quiet_stem():
+                if socket_path is not None:
+                    controller = stem.control.Controller.from_socket_file(str(socket_path))
+                else:
+                    controller = stem.control.Controller.from_port(host, control_port)
+        except (OSError, stem.SocketError) as exc:
             raise TorNotRunningError(f"no tor control port at {where}: {exc}") from exc
         try:
             controller.authenticate(password=password)
         except stem.connection.AuthenticationFailure as exc:
-            controller.close()
+            _close_controller(controller)
             raise TorAuthenticationError(f"tor at {where} refused authentication: {exc}") from exc
         except stem.SocketError as exc:
-            controller.close()
+            _close_controller(controller)
             raise TorNotRunningError(f"tor at {where} closed the connection: {exc}") from exc
         return cls(controller)
 
@@ -699,8 +703,7 @@ class Onion:
         """Remove this Onion's services, close the connection, and stop our own tor."""
         for service in list(self._services.values()):
             self.unpublish(service)
-        with contextlib.suppress(Exception):
-            self._controller.close()
+        _close_controller(self._controller)
         if self._process is not None:
             # Closing the owning control connection makes our tor exit by itself.
             _terminate(self._process)
@@ -771,6 +774,37 @@ def _tor_errors(action: str) -> Iterator[None]:
         raise OnionError(f"tor could not {action}: {exc}") from exc
 
 
+@contextlib.contextmanager
+def _quiet_stem() -> Iterator[None]:
+    """Silence stem 1.8's use of ``Thread.setDaemon`` (deprecated since Python 3.10)
+    where stem starts threads: opening and closing a controller."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", r"setDaemon\(\) is deprecated", DeprecationWarning, r"stem\."
+        )
+        yield
+
+
+def _probe(host: str, port: int, socket_path: Path | None) -> None:
+    """Check that something listens before stem connects: stem leaks its socket
+    when the connection is refused.
+
+    :raises OSError: nothing listens.
+    """
+    if socket_path is not None:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(10)
+            sock.connect(str(socket_path))
+    else:
+        with socket.create_connection((host, port), timeout=10):
+            pass
+
+
+def _close_controller(controller: Any) -> None:
+    with _quiet_stem(), contextlib.suppress(stem.SocketError, OSError):
+        controller.close()
+
+
 def _port_pairs(ports: Mapping[int, int | str]) -> tuple[tuple[int, str], ...]:
     if not ports:
         raise ValueError("an onion service needs at least one port")
@@ -803,9 +837,11 @@ def _connect_launched(
         if process.poll() is not None:
             raise TorLaunchError(f"tor exited at start: {_last_words(data_dir)}")
         try:
-            controller = stem.control.Controller.from_socket_file(str(socket_path))
+            _probe("", 0, socket_path)
+            with _quiet_stem():
+                controller = stem.control.Controller.from_socket_file(str(socket_path))
             break
-        except stem.SocketError:
+        except (OSError, stem.SocketError):
             if time.monotonic() > deadline:
                 raise TorLaunchError(f"tor opened no control socket within {timeout:g}s") from None
             time.sleep(0.1)
@@ -814,7 +850,7 @@ def _connect_launched(
         # tor exits once this connection closes.
         controller.authenticate()
     except (stem.connection.AuthenticationFailure, stem.SocketError) as exc:
-        controller.close()
+        _close_controller(controller)
         raise TorLaunchError(f"cannot authenticate to our own tor: {exc}") from exc
     return controller
 
