@@ -36,14 +36,14 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
-def alembic_config(url: str) -> Config:
-    """An Alembic configuration for ``url`` using the packaged migrations."""
+def alembic_config(url: str, migrations: Path = MIGRATIONS) -> Config:
+    """An Alembic configuration for ``url`` using the packaged (or given) migrations."""
     config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("script_location", str(migrations))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return config
 
 
-def migrate(url: str) -> None:
+def migrate(url: str, migrations: Path = MIGRATIONS) -> None:
     """Bring the database at ``url`` to the newest schema."""
-    command.upgrade(alembic_config(url), "head")
+    command.upgrade(alembic_config(url, migrations), "head")

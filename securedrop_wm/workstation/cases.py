@@ -1,0 +1,229 @@
+"""Cases, one per source: listing with filters and sorting, triage, assignment,
+labels, notes, read state and first-response deadlines."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from . import audit
+from .errors import CaseError, CaseNotFoundError
+from .models import STATUSES, URGENCY_ORDER, Account, Case, Label, Note, Report
+from .services import Workstation
+from .settings import WorkstationSettings
+
+SORTS = ("deadline", "newest", "oldest", "urgency", "updated")
+MAX_NOTE_CHARS = 20_000
+LABEL = re.compile(r"^[\w .:/+-]{1,40}$")
+
+
+@dataclass(frozen=True)
+class CaseFilter:
+    """What the case list shows; ``None`` means any. ``assignee`` 0 means unassigned."""
+
+    status: str | None = None
+    category: str | None = None
+    urgency: str | None = None
+    reply_language: str | None = None
+    assignee: int | None = None
+    label: str | None = None
+    include_closed: bool = False
+    sort: str = "deadline"
+
+
+@dataclass(frozen=True)
+class CaseRow:
+    """A case as the list shows it."""
+
+    case: Case
+    deadline: dt.datetime | None
+    overdue: bool
+    age: dt.timedelta
+
+
+def deadline(settings: WorkstationSettings, case: Case) -> dt.datetime | None:
+    """When the first response is due; ``None`` once answered or closed."""
+    if case.first_response_at is not None or case.status == "closed":
+        return None
+    return case.opened_at + dt.timedelta(hours=settings.deadline_hours[case.urgency])
+
+
+def list_cases(ws: Workstation, filters: CaseFilter) -> list[CaseRow]:
+    """The cases matching ``filters``, sorted (overdue first when sorting by deadline)."""
+    if filters.sort not in SORTS:
+        raise CaseError(f"unknown sort {filters.sort!r}")
+    query = select(Case).options(selectinload(Case.labels), selectinload(Case.assignee))
+    if filters.status:
+        query = query.where(Case.status == filters.status)
+    elif not filters.include_closed:
+        query = query.where(Case.status != "closed")
+    for column, value in (
+        (Case.category, filters.category),
+        (Case.urgency, filters.urgency),
+        (Case.reply_language, filters.reply_language),
+    ):
+        if value:
+            query = query.where(column == value)
+    if filters.assignee == 0:
+        query = query.where(Case.assignee_id.is_(None))
+    elif filters.assignee is not None:
+        query = query.where(Case.assignee_id == filters.assignee)
+    if filters.label:
+        query = query.where(Case.labels.any(Label.name == filters.label))
+    now = ws.now()
+    with ws.sessions() as db:
+        rows = []
+        for case in db.scalars(query):
+            due = deadline(ws.settings, case)
+            rows.append(CaseRow(case, due, due is not None and due <= now, now - case.opened_at))
+    far = dt.datetime.max.replace(tzinfo=dt.UTC)
+    keys = {
+        "deadline": lambda r: (not r.overdue, r.deadline or far, r.case.id),
+        "newest": lambda r: (-r.case.opened_at.timestamp(), -r.case.id),
+        "oldest": lambda r: (r.case.opened_at, r.case.id),
+        "urgency": lambda r: (-URGENCY_ORDER.get(r.case.urgency, 0), r.case.opened_at),
+        "updated": lambda r: (-r.case.updated_at.timestamp(), -r.case.id),
+    }
+    rows.sort(key=keys[filters.sort])
+    return rows
+
+
+def filter_choices(ws: Workstation) -> dict[str, list[str]]:
+    """The values present in the case database, for the list's filter menus."""
+    with ws.sessions() as db:
+        return {
+            "category": sorted(set(db.scalars(select(Case.category)))),
+            "reply_language": sorted(set(db.scalars(select(Case.reply_language)))),
+            "label": list(db.scalars(select(Label.name).order_by(Label.name))),
+        }
+
+
+def get_case(db: Session, case_id: int) -> Case:
+    """Load a case with everything its page shows.
+
+    :raises CaseNotFoundError: no case has this id.
+    """
+    case = db.scalar(
+        select(Case)
+        .where(Case.id == case_id)
+        .options(
+            selectinload(Case.reports).selectinload(Report.submissions),
+            selectinload(Case.notes),
+            selectinload(Case.replies),
+            selectinload(Case.labels),
+            selectinload(Case.assignee),
+        )
+    )
+    if case is None:
+        raise CaseNotFoundError(f"there is no case {case_id}")
+    return case
+
+
+def read_case(ws: Workstation, actor: str, case_id: int) -> Case:
+    """Open a case for reading: it is marked read and the reading is audited."""
+    with ws.write() as db:
+        case = get_case(db, case_id)
+        case.unread = False
+        audit.record(db, ws.now(), actor, "case.read", case_id=case.id)
+    return case
+
+
+def mark_unread(ws: Workstation, actor: str, case_id: int) -> None:
+    """Mark a case unread again."""
+    with ws.write() as db:
+        case = get_case(db, case_id)
+        case.unread = True
+        audit.record(db, ws.now(), actor, "case.unread", case_id=case.id)
+
+
+def set_status(ws: Workstation, actor: str, case_id: int, status: str) -> None:
+    """Change a case's status; closing records when (retention counts from then).
+
+    :raises CaseError: unknown status.
+    """
+    if status not in STATUSES:
+        raise CaseError(f"unknown status {status!r}")
+    with ws.write() as db:
+        case = get_case(db, case_id)
+        if case.status == status:
+            return
+        now = ws.now()
+        old, case.status, case.updated_at = case.status, status, now
+        case.closed_at = now if status == "closed" else None
+        audit.record(db, now, actor, "case.status", case_id=case.id, detail=f"{old} -> {status}")
+
+
+def assign(ws: Workstation, actor: str, case_id: int, account_id: int | None) -> None:
+    """Assign a case to an active account, or unassign it with ``None``.
+
+    :raises CaseError: no such active account.
+    """
+    with ws.write() as db:
+        case = get_case(db, case_id)
+        name = "nobody"
+        if account_id is not None:
+            account = db.get(Account, account_id)
+            if account is None or not account.active:
+                raise CaseError("there is no such responder")
+            name = account.username
+        case.assignee_id = account_id
+        case.updated_at = ws.now()
+        audit.record(db, ws.now(), actor, "case.assign", case_id=case.id, detail=name)
+
+
+def add_note(ws: Workstation, actor: str, case_id: int, text: str) -> None:
+    """Add an internal note.
+
+    :raises CaseError: an empty or overlong note.
+    """
+    text = text.strip()
+    if not text:
+        raise CaseError("a note cannot be empty")
+    if len(text) > MAX_NOTE_CHARS:
+        raise CaseError(f"a note may have at most {MAX_NOTE_CHARS} characters")
+    with ws.write() as db:
+        case = get_case(db, case_id)
+        now = ws.now()
+        db.add(Note(case=case, author=actor, created_at=now, text=text))
+        case.updated_at = now
+        audit.record(db, now, actor, "case.note", case_id=case.id)
+
+
+def add_label(ws: Workstation, actor: str, case_id: int, name: str) -> None:
+    """Put a label on a case (created on first use).
+
+    :raises CaseError: a malformed label.
+    """
+    name = name.strip().lower()
+    if not LABEL.match(name):
+        raise CaseError("a label has 1 to 40 letters, digits, spaces or . : / + - _")
+    with ws.write() as db:
+        case = get_case(db, case_id)
+        label = db.scalar(select(Label).where(Label.name == name))
+        if label is None:
+            label = Label(name=name)
+            db.add(label)
+        if label not in case.labels:
+            case.labels.append(label)
+            audit.record(db, ws.now(), actor, "case.label", case_id=case.id, detail=f"+{name}")
+
+
+def remove_label(ws: Workstation, actor: str, case_id: int, name: str) -> None:
+    """Take a label off a case."""
+    with ws.write() as db:
+        case = get_case(db, case_id)
+        for label in list(case.labels):
+            if label.name == name:
+                case.labels.remove(label)
+                audit.record(db, ws.now(), actor, "case.label", case_id=case.id, detail=f"-{name}")
+
+
+def responders(db: Session) -> Sequence[Account]:
+    """Accounts a case can be assigned to."""
+    query = select(Account).where(Account.removed_at.is_(None)).order_by(Account.username)
+    return db.scalars(query).all()

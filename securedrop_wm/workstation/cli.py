@@ -1,0 +1,166 @@
+"""``securedrop-wm workstation ...``: set up and serve the responder workstation."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import click
+
+from ..errors import SecureDropError
+from ..settings import _read_toml
+from . import audit, keys, retention
+from .services import Workstation, open_workstation
+from .settings import CONFIG_ENV, load_workstation_settings, write_config
+
+DEFAULT_CONFIG = Path("workstation") / "config.toml"
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+def _open(config: str | None) -> Workstation:
+    try:
+        return open_workstation(load_workstation_settings(Path(config or DEFAULT_CONFIG)))
+    except SecureDropError as e:
+        raise click.ClickException(str(e)) from None
+
+
+config_option = click.option(
+    "--config",
+    "config",
+    envvar=CONFIG_ENV,
+    type=click.Path(dir_okay=False),
+    help=f"Path of the workstation's config.toml (default ${CONFIG_ENV} or {DEFAULT_CONFIG}).",
+)
+
+
+@click.group()
+def workstation() -> None:
+    """The air-gapped responder workstation (journalist UI, case database)."""
+    os.umask(0o077)
+
+
+@workstation.command()
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--team-key", type=click.File("r"), help="Armored SECRET team key to import.")
+@click.option("--signing-key", type=click.File("r"), help="Armored SECRET workstation key.")
+@click.option("--server-key", type=click.File("r"), help="Armored public server signing key.")
+@click.option("--server-fingerprint", help="Fingerprint of the server signing key, to pin.")
+@click.option("--admin", "admin", help="Name of the first admin (asks for the password).")
+@click.option(
+    "--admin-password", envvar="SDWM_WS_ADMIN_PASSWORD", hidden=True, help="For scripts only."
+)
+def init(
+    data_dir: Path,
+    team_key: click.utils.LazyFile | None,
+    signing_key: click.utils.LazyFile | None,
+    server_key: click.utils.LazyFile | None,
+    server_fingerprint: str | None,
+    admin: str | None,
+    admin_password: str | None,
+) -> None:
+    """Create a workstation data dir; finish setup here or in the web page (setup token).
+
+    With --server-key, --server-fingerprint and --admin, setup is done at once: the team
+    and signing keys are imported when given, created otherwise.
+    """
+    config_path = data_dir / "config.toml"
+    if config_path.exists():
+        raise click.ClickException(f"{config_path} exists already; refusing to overwrite it")
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(data_dir, 0o700)
+    write_config(config_path, {"retention_days": 90, "session_minutes": 20})
+    token = secrets.token_urlsafe(16)
+    fd = os.open(data_dir / "secrets.toml", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(
+            "# Workstation secrets: keep them on this machine only.\n"
+            f'session_key = "{secrets.token_hex(32)}"\nsetup_token = "{token}"\n'
+        )
+    ws = _open(str(config_path))
+    try:
+        if server_key is None or server_fingerprint is None or admin is None:
+            click.echo(f"Initialized {data_dir}. Finish setup in the web page with the token:")
+            click.echo(f"  setup token: {token}")
+            return
+        password = admin_password or click.prompt(
+            "Password of the first admin", hide_input=True, confirmation_prompt=True
+        )
+        result = keys.first_run(
+            ws,
+            token=token,
+            expected_token=token,
+            team=keys.KeyChoice(team_key.read() if team_key else None),
+            signing=keys.KeyChoice(signing_key.read() if signing_key else None),
+            server_public_key=server_key.read(),
+            server_fingerprint=server_fingerprint,
+            admin_username=admin,
+            admin_password=password,
+        )
+    except SecureDropError as e:
+        raise click.ClickException(str(e)) from None
+    finally:
+        ws.close()
+    s = result.settings
+    click.echo(f"Initialized {data_dir}: team key {s.team_fingerprint}, ")
+    click.echo(f"workstation key {s.signing_fingerprint}, server key {s.server_fingerprint}")
+    click.echo(f"TOTP secret of {result.admin.username} (add it to an authenticator now):")
+    click.echo(f"  {result.admin.totp_secret}")
+
+
+def setup_token(ws: Workstation) -> str:
+    """The one-time setup token ``init`` wrote into ``secrets.toml``."""
+    raw = _read_toml(ws.settings.config_path.with_name("secrets.toml"), "secrets file")
+    token = raw.get("setup_token", "")
+    return token if isinstance(token, str) else ""
+
+
+@workstation.command()
+@config_option
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8081, show_default=True, type=int)
+def serve(config: str | None, host: str, port: int) -> None:
+    """Serve the journalist UI on this machine's loopback only."""
+    from ..server import run_gunicorn
+
+    if host not in LOOPBACK:
+        raise click.ClickException("the workstation serves on the loopback interface only")
+    path = Path(config or DEFAULT_CONFIG).resolve()
+    _open(str(path)).close()
+    os.environ[CONFIG_ENV] = str(path)
+    click.echo(f"Journalist UI on http://{host}:{port}/")
+    # One process: the audit log's hash chain is kept in order by an in-process lock.
+    run_gunicorn("journalist_ui.wsgi:app", path, host, port, workers=1, threads=4)
+
+
+@workstation.command("verify-audit")
+@config_option
+def verify_audit(config: str | None) -> None:
+    """Check the audit log's hash chain."""
+    ws = _open(config)
+    try:
+        with ws.sessions() as db:
+            count = audit.verify_chain(db)
+    except SecureDropError as e:
+        raise click.ClickException(str(e)) from None
+    finally:
+        ws.close()
+    click.echo(f"audit log intact: {count} event(s)")
+
+
+@workstation.command()
+@config_option
+@click.option("--dry-run", is_flag=True, help="Only list what is due.")
+def purge(config: str | None, dry_run: bool) -> None:
+    """Purge closed cases whose retention period is over."""
+    ws = _open(config)
+    try:
+        if dry_run:
+            for due in retention.retention_schedule(ws, horizon_days=0):
+                held = " (held: replies or acknowledgements not exported)" if due.held else ""
+                click.echo(f"{due.designation}\tclosed {due.closed_at:%Y-%m-%d}{held}")
+            return
+        purged = retention.purge_due(ws, "cli")
+    finally:
+        ws.close()
+    click.echo(f"purged {len(purged)} case(s)")

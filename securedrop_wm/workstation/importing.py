@@ -1,0 +1,392 @@
+"""Import an export bundle: verify it against the pinned server key, decrypt every new
+item with the team key, then record it all in one transaction.
+
+All or nothing: a refused bundle, a key that will not decrypt or a malformed message
+leaves the case database and the files folder as they were. Importing the same bundle
+again changes nothing; items already imported from an earlier bundle are skipped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from .. import bundles
+from ..errors import DecryptionError
+from . import audit
+from .errors import ImportRefusedError, SecretKeyLockedError, SecretKeyMissingError
+from .keys import require_secret_key
+from .metadata import summarize
+from .models import URGENCY_ORDER, Case, ImportedBundle, Report, Submission
+from .services import Workstation
+
+_TEMP_PREFIX = ".import-"
+_SHORT_FIELDS = ("category", "urgency", "reply_language", "wiki", "links", "what_happened")
+
+
+@dataclass(frozen=True)
+class BundlePreview:
+    """What a verified bundle holds, shown before importing it."""
+
+    sequence: int
+    created_day: dt.date
+    sources: int
+    items: int
+    new_items: int
+    messages: int
+    files: int
+    urgent: int
+    already_imported: bool
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """What an import changed."""
+
+    sequence: int
+    already_imported: bool
+    new_cases: int = 0
+    reports: int = 0
+    files: int = 0
+    skipped: int = 0
+
+
+@dataclass
+class _Decrypted:
+    """Decrypted items of one bundle before they are recorded."""
+
+    messages: dict[str, dict[str, Any]] = field(default_factory=dict)
+    files: dict[str, Path] = field(default_factory=dict)
+
+
+def preview_bundle(ws: Workstation, path: Path) -> BundlePreview:
+    """Verify a bundle completely (nothing kept) and say what it holds.
+
+    :raises ImportRefusedError: the bundle is refused, with the reason.
+    """
+    with _verify(ws, path, workdir=None) as verified:
+        manifest = verified.manifest
+        with ws.sessions() as db:
+            already = _already_imported(db, verified)
+            known = _known_items(db, (i.id for i in manifest.items))
+    items = manifest.items
+    return BundlePreview(
+        sequence=manifest.sequence,
+        created_day=manifest.created_day,
+        sources=len(manifest.sources),
+        items=len(items),
+        new_items=sum(1 for i in items if i.id not in known),
+        messages=sum(1 for i in items if i.kind == "message"),
+        files=sum(1 for i in items if i.kind == "file"),
+        urgent=len({i.report_id for i in items if i.urgent}),
+        already_imported=already,
+    )
+
+
+def import_bundle(
+    ws: Workstation, actor: str, path: Path, passphrase: str | None = None
+) -> ImportResult:
+    """Verify, decrypt and record a bundle.
+
+    :param passphrase: of the team's secret key, if it has one.
+    :raises ImportRefusedError: the bundle is refused, with the reason.
+    :raises SecretKeyMissingError: the team's secret key is not in the keyring.
+    :raises SecretKeyLockedError: the team key needs a passphrase, or a different one.
+    """
+    require_secret_key(ws, ws.team_fingerprint(), "team key")
+    with _verify(ws, path, workdir=ws.settings.files_dir) as verified:
+        manifest = verified.manifest
+        with ws.sessions() as db:
+            if _already_imported(db, verified):
+                return ImportResult(manifest.sequence, already_imported=True)
+            known = _known_items(db, (i.id for i in manifest.items))
+        new = [i for i in manifest.items if i.id not in known]
+        decrypted = _Decrypted()
+        try:
+            for item in new:
+                _decrypt(ws, verified, item, decrypted, passphrase)
+            metadata = dict(
+                zip(decrypted.files, summarize(list(decrypted.files.values())), strict=True)
+            )
+            _import_source_keys(ws, verified, {i.source_id for i in new})
+            with ws.write() as db:
+                counts = _record(ws, db, actor, verified, new, decrypted, metadata)
+                result = ImportResult(
+                    manifest.sequence, False, *counts, skipped=len(manifest.items) - len(new)
+                )
+                audit.record(
+                    db,
+                    ws.now(),
+                    actor,
+                    "import",
+                    detail=(
+                        f"bundle {manifest.sequence}: {result.reports} report(s), "
+                        f"{result.files} file(s), {result.new_cases} new case(s), "
+                        f"{result.skipped} already imported"
+                    ),
+                )
+                _place_files(ws, decrypted)
+        except BaseException:
+            for temp in decrypted.files.values():
+                temp.unlink(missing_ok=True)
+            for item_id in decrypted.files:
+                (ws.settings.files_dir / item_id).unlink(missing_ok=True)
+            raise
+    return result
+
+
+class _verify:
+    """Verification as a context manager that turns bundle errors into import refusals."""
+
+    def __init__(self, ws: Workstation, path: Path, workdir: Path | None) -> None:
+        self.ws, self.path, self.workdir = ws, path, workdir
+        self.verified: bundles.VerifiedExport | None = None
+
+    def __enter__(self) -> bundles.VerifiedExport:
+        if not self.path.is_file():
+            raise ImportRefusedError("bundle refused: no such file")
+        if self.path.stat().st_size > self.ws.settings.max_bundle_bytes:
+            raise ImportRefusedError("bundle refused: it is larger than this workstation accepts")
+        try:
+            self.verified = bundles.verify_export_bundle(
+                self.path, self.ws.gpg, self.ws.server_fingerprint(), self.workdir
+            )
+        except bundles.BundleError as e:
+            raise ImportRefusedError(f"bundle refused: {e}") from e
+        return self.verified
+
+    def __exit__(self, *exc: object) -> None:
+        if self.verified is not None:
+            self.verified.close()
+
+
+def _already_imported(db: Session, verified: bundles.VerifiedExport) -> bool:
+    manifest = verified.manifest
+    rows = db.execute(
+        select(ImportedBundle.sha256, ImportedBundle.sequence).where(
+            ImportedBundle.server_id == manifest.server_id
+        )
+    ).all()
+    last = max((r.sequence for r in rows), default=None)
+    try:
+        return bundles.check_replay(
+            verified.manifest_sha256, manifest.sequence, last, {r.sha256 for r in rows}
+        )
+    except bundles.BundleError as e:
+        raise ImportRefusedError(f"bundle refused: {e}") from e
+
+
+def _known_items(db: Session, ids: Iterable[str]) -> set[str]:
+    wanted = list(ids)
+    known: set[str] = set()
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        known.update(db.scalars(select(Submission.uuid).where(Submission.uuid.in_(chunk))))
+    return known
+
+
+def _decrypt(
+    ws: Workstation,
+    verified: bundles.VerifiedExport,
+    item: bundles.ExportItem,
+    out: _Decrypted,
+    passphrase: str | None,
+) -> None:
+    source = verified.item_path(item.id)
+    try:
+        if item.kind == "message":
+            out.messages[item.id] = _parse_message(item.id, ws.gpg.decrypt_file(source, passphrase))
+        else:
+            temp = ws.settings.files_dir / f"{_TEMP_PREFIX}{secrets.token_hex(16)}"
+            out.files[item.id] = temp
+            ws.gpg.decrypt_to_file(source, temp, passphrase)
+    except DecryptionError as e:
+        raise _decryption_error(item.id, str(e)) from None
+
+
+def _decryption_error(item_id: str, reason: str) -> Exception:
+    lowered = reason.lower()
+    if "no secret key" in lowered or "no_seckey" in lowered:
+        return SecretKeyMissingError(
+            f"item {item_id} is not encrypted to a secret key this workstation holds"
+        )
+    if any(s in lowered for s in ("passphrase", "pinentry", "cancel", "no agent")):
+        return SecretKeyLockedError(
+            "the team's secret key is locked: type its passphrase (or check it) and try again"
+        )
+    return ImportRefusedError(f"bundle refused: item {item_id} could not be decrypted ({reason})")
+
+
+def _parse_message(item_id: str, data: bytes) -> dict[str, Any]:
+    """The report's form fields, checked to be what the source UI writes."""
+    try:
+        body = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ImportRefusedError(f"bundle refused: message {item_id} is not JSON") from None
+    if not isinstance(body, dict) or body.get("schema") != 1:
+        raise ImportRefusedError(f"bundle refused: message {item_id} has an unknown schema")
+    for name in _SHORT_FIELDS:
+        if not isinstance(body.get(name, ""), str):
+            raise ImportRefusedError(f"bundle refused: message {item_id}: '{name}' is not text")
+    files = body.get("files", [])
+    if not isinstance(files, list) or not all(
+        isinstance(f, dict)
+        and isinstance(f.get("submission"), str)
+        and isinstance(f.get("name"), str)
+        for f in files
+    ):
+        raise ImportRefusedError(f"bundle refused: message {item_id}: malformed file list")
+    return body
+
+
+def _import_source_keys(
+    ws: Workstation, verified: bundles.VerifiedExport, source_ids: set[str]
+) -> None:
+    """Import the public keys replies will be encrypted to; each must be the one named."""
+    entries = {s.id: s for s in verified.manifest.sources}
+    for source_id in source_ids:
+        entry = entries.get(source_id)
+        if entry is None:
+            raise ImportRefusedError(f"bundle refused: source {source_id} is not listed")
+        imported = ws.gpg.import_keys(verified.key_path(source_id).read_text("ascii"))
+        if entry.key_fingerprint not in imported:
+            raise ImportRefusedError(
+                f"bundle refused: the key of source {source_id} is not the one the manifest names"
+            )
+
+
+def _record(
+    ws: Workstation,
+    db: Session,
+    actor: str,
+    verified: bundles.VerifiedExport,
+    new: list[bundles.ExportItem],
+    decrypted: _Decrypted,
+    metadata: dict[str, dict[str, str]],
+) -> tuple[int, int, int]:
+    """Add cases, reports and submissions; return (new cases, reports, files)."""
+    manifest = verified.manifest
+    now = ws.now()
+    sources = {s.id: s for s in manifest.sources}
+    cases: dict[str, Case] = {}
+    reports: dict[str, Report] = {}
+    new_cases = 0
+    filenames: dict[str, str] = {}
+    for message in decrypted.messages.values():
+        for f in message.get("files", []):
+            filenames[f["submission"]] = f["name"]
+    # Messages first, so a report's fields are known before its files are attached.
+    for item in sorted(new, key=lambda i: (i.kind != "message", i.created_day)):
+        case = cases.get(item.source_id)
+        if case is None:
+            case = db.scalar(select(Case).where(Case.source_uuid == item.source_id))
+            if case is None:
+                entry = sources[item.source_id]
+                case = Case(
+                    source_uuid=entry.id,
+                    designation=entry.designation,
+                    source_fingerprint=entry.key_fingerprint,
+                    category="other",
+                    urgency="routine",
+                    opened_at=_day_start(item.created_day),
+                    updated_at=now,
+                )
+                db.add(case)
+                new_cases += 1
+            cases[item.source_id] = case
+        report = reports.get(item.report_id) or db.scalar(
+            select(Report).where(Report.uuid == item.report_id)
+        )
+        if report is None:
+            report = Report(
+                uuid=item.report_id,
+                case=case,
+                received_day=item.created_day,
+                imported_at=now,
+                category="other",
+                urgency="urgent" if item.urgent else "routine",
+                reply_language="",
+            )
+            db.add(report)
+        reports[item.report_id] = report
+        if item.kind == "message":
+            body = decrypted.messages[item.id]
+            report.category = body.get("category", "") or "other"
+            report.urgency = body.get("urgency", "") or report.urgency
+            report.reply_language = body.get("reply_language", "")
+            report.wiki = body.get("wiki", "")
+            report.links = body.get("links", "")
+            report.text = body.get("what_happened", "")
+            db.add(Submission(uuid=item.id, report=report, kind="message", size=item.size))
+        else:
+            db.add(
+                Submission(
+                    uuid=item.id,
+                    report=report,
+                    kind="file",
+                    filename=filenames.get(item.id, f"file-{item.id[:8]}")[:255],
+                    safe_name=item.id,
+                    size=decrypted.files[item.id].stat().st_size,
+                    metadata_json=json.dumps(metadata.get(item.id, {})),
+                )
+            )
+        _update_case(case, report, item.created_day, now)
+    db.add(
+        ImportedBundle(
+            sha256=verified.manifest_sha256,
+            server_id=manifest.server_id,
+            sequence=manifest.sequence,
+            created_day=manifest.created_day,
+            imported_at=now,
+            imported_by=actor,
+            submissions=len(new),
+        )
+    )
+    db.flush()
+    return new_cases, len(reports), len(decrypted.files)
+
+
+def _update_case(case: Case, report: Report, day: dt.date, now: dt.datetime) -> None:
+    """A new report makes a case unread, as urgent as its most urgent report, and reopens
+    it if it was closed (so retention never purges a case with fresh news)."""
+    if case.category == "other" and report.category:
+        case.category = report.category
+    if URGENCY_ORDER.get(report.urgency, 0) > URGENCY_ORDER.get(case.urgency, 0):
+        case.urgency = report.urgency
+    if report.reply_language:
+        case.reply_language = report.reply_language
+    case.opened_at = min(case.opened_at, _day_start(day)) if case.opened_at else _day_start(day)
+    case.unread = True
+    case.updated_at = now
+    if case.status == "closed":
+        case.status = "new"
+        case.closed_at = None
+
+
+def _day_start(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
+
+
+def _place_files(ws: Workstation, decrypted: _Decrypted) -> None:
+    """Give each decrypted file its final, safe name: the server's id, no extension."""
+    for item_id, temp in decrypted.files.items():
+        os.replace(temp, ws.settings.files_dir / item_id)
+
+
+def imported_bundles(db: Session) -> list[ImportedBundle]:
+    """Bundles imported so far, newest first."""
+    return list(db.scalars(select(ImportedBundle).order_by(ImportedBundle.id.desc())))
+
+
+def count_imported(db: Session) -> int:
+    """How many bundles have been imported."""
+    return int(db.scalar(select(func.count(ImportedBundle.id))) or 0)

@@ -1,0 +1,149 @@
+"""Keys and first-run setup: the team key, the workstation signing key, the pinned
+server signing key, and the first admin."""
+
+from __future__ import annotations
+
+import dataclasses
+import hmac
+import subprocess
+from dataclasses import dataclass
+
+from ..errors import CryptoError
+from . import accounts, audit
+from .errors import SecretKeyMissingError, SetupError
+from .services import Workstation
+from .settings import WorkstationSettings, read_config_values, write_config
+
+
+@dataclass(frozen=True)
+class KeyChoice:
+    """Import an armored secret key, or create one (``armored`` is ``None``)."""
+
+    armored: str | None = None
+    passphrase: str | None = None
+
+
+@dataclass(frozen=True)
+class SetupResult:
+    """What first-run setup made: settings with the fingerprints, and the first admin."""
+
+    settings: WorkstationSettings
+    admin: accounts.NewAccount
+
+
+def has_secret_key(ws: Workstation, fingerprint: str) -> bool:
+    """Whether the workstation's keyring holds the secret part of ``fingerprint``."""
+    out = subprocess.run(
+        [
+            ws.settings.gpg_binary,
+            "--homedir",
+            str(ws.settings.gpg_home),
+            "--batch",
+            "--with-colons",
+            "--list-secret-keys",
+            fingerprint,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return out.returncode == 0 and f"fpr:::::::::{fingerprint}:" in out.stdout
+
+
+def require_secret_key(ws: Workstation, fingerprint: str, what: str) -> None:
+    """:raises SecretKeyMissingError: with what to do about it."""
+    if not has_secret_key(ws, fingerprint):
+        raise SecretKeyMissingError(
+            f"the secret part of the {what} ({fingerprint}) is not in this workstation's "
+            "keyring: import it (admin, Keys) before decrypting"
+        )
+
+
+def first_run(
+    ws: Workstation,
+    *,
+    token: str,
+    expected_token: str,
+    team: KeyChoice,
+    signing: KeyChoice,
+    server_public_key: str,
+    server_fingerprint: str,
+    admin_username: str,
+    admin_password: str,
+) -> SetupResult:
+    """Set up a new workstation: keys, the pinned server key, the first admin.
+
+    The setup token (printed by ``securedrop-wm workstation init``) proves that whoever
+    uses the web page also has the workstation's console.
+
+    :raises SetupError: setup done already, a wrong token, a key that does not fit.
+    :raises AccountError: the admin's name or password is not acceptable.
+    """
+    if accounts.has_accounts(ws):
+        raise SetupError("this workstation is set up already")
+    if not expected_token or not hmac.compare_digest(token.strip(), expected_token):
+        raise SetupError("the setup token is wrong (see `securedrop-wm workstation init`)")
+    accounts.check_password(admin_password)
+    pinned = server_fingerprint.replace(" ", "").upper()
+    if len(pinned) != 40:
+        raise SetupError("the server's fingerprint must have 40 hex digits")
+    try:
+        server_fprs = ws.gpg.import_keys(server_public_key)
+    except CryptoError:
+        raise SetupError("the server's signing key file holds no OpenPGP key") from None
+    if pinned not in server_fprs:
+        raise SetupError(
+            "the server's signing key does not have the fingerprint you typed: "
+            "check both against the server's `securedrop-wm init` output"
+        )
+    team_fpr = _key(ws, team, "securedrop-wm response team")
+    signing_fpr = _key(ws, signing, "securedrop-wm responder workstation")
+    settings = pin_keys(ws, team=team_fpr, signing=signing_fpr, server=pinned)
+    with ws.write() as db:
+        admin = accounts.create_account(
+            ws,
+            db,
+            admin_username.strip().lower() or "-",
+            admin_username,
+            admin_password,
+            admin=True,
+        )
+        audit.record(
+            db,
+            ws.now(),
+            admin.username,
+            "setup",
+            detail=f"team {team_fpr}, workstation {signing_fpr}, server {pinned}",
+        )
+    return SetupResult(settings, admin)
+
+
+def _key(ws: Workstation, choice: KeyChoice, name: str) -> str:
+    """Import the chosen secret key, or create one; return its fingerprint."""
+    if choice.armored is None:
+        return ws.gpg.create_key(name, choice.passphrase or None)
+    try:
+        fingerprints = ws.gpg.import_keys(choice.armored)
+    except CryptoError:
+        raise SetupError(f"the file given for the {name} holds no OpenPGP key") from None
+    primary = fingerprints[0]
+    if not has_secret_key(ws, primary):
+        raise SetupError(f"the file given for the {name} holds only a public key")
+    return primary
+
+
+def pin_keys(ws: Workstation, *, team: str, signing: str, server: str) -> WorkstationSettings:
+    """Write the three fingerprints into ``config.toml`` and into the running services."""
+    path = ws.settings.config_path
+    values = read_config_values(path)
+    values.update(team_fingerprint=team, signing_fingerprint=signing, server_fingerprint=server)
+    write_config(path, values)
+    ws.settings = dataclasses.replace(
+        ws.settings, team_fingerprint=team, signing_fingerprint=signing, server_fingerprint=server
+    )
+    return ws.settings
+
+
+def public_key(ws: Workstation, fingerprint: str) -> str:
+    """The armored public key of ``fingerprint`` (to carry to the drop server)."""
+    return ws.gpg.export_public_key(fingerprint)

@@ -1,0 +1,276 @@
+"""The case database: its own metadata and file, never the drop server's.
+
+Times are timezone-aware UTC datetimes stored naive (SQLite has no zones); the
+:class:`UtcDateTime` type converts at the boundary so callers only see aware values.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from ..models import NAMING_CONVENTION
+
+STATUSES = ("new", "triaged", "in_progress", "waiting_for_source", "escalated", "closed")
+URGENCY_ORDER = {"routine": 0, "urgent": 1, "danger": 2}
+
+
+class UtcDateTime(TypeDecorator[dt.datetime]):
+    """A datetime stored as naive UTC and read back as aware UTC."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        return None if value is None else value.replace(tzinfo=dt.UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the case database (its own metadata and naming convention)."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def new_uuid() -> str:
+    """A random public identifier."""
+    return str(uuid.uuid4())
+
+
+class Account(Base):
+    """A responder's local account: Argon2id password, TOTP, throttling state."""
+
+    __tablename__ = "accounts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    totp_secret: Mapped[str] = mapped_column(String(64))
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    removed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, default=None)
+    last_totp_step: Mapped[int | None] = mapped_column(Integer, default=None)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, default=None)
+    last_login_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, default=None)
+
+    @property
+    def active(self) -> bool:
+        """Whether the account may log in (an admin has not removed it)."""
+        return self.removed_at is None
+
+
+class LoginSession(Base):
+    """A logged-in browser: only the SHA-256 of its token is kept."""
+
+    __tablename__ = "login_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+
+    account: Mapped[Account] = relationship()
+
+
+class AuditEvent(Base):
+    """One line of the append-only audit log, chained to the previous one by SHA-256.
+
+    The database refuses UPDATE and DELETE on this table (triggers in the migration).
+    """
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    case_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    detail: Mapped[str] = mapped_column(Text, default="")
+    prev_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+case_labels = Table(
+    "case_labels",
+    Base.metadata,
+    Column("case_id", ForeignKey("cases.id", ondelete="CASCADE"), primary_key=True),
+    Column("label_id", ForeignKey("labels.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class Label(Base):
+    """A free-form tag responders put on cases."""
+
+    __tablename__ = "labels"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(40), unique=True)
+
+
+class Case(Base):
+    """Everything about one source: their reports, notes, replies and handling state."""
+
+    __tablename__ = "cases"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_uuid: Mapped[str] = mapped_column(String(36), unique=True)
+    designation: Mapped[str] = mapped_column(String(80), unique=True)
+    source_fingerprint: Mapped[str] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(24), default="new")
+    category: Mapped[str] = mapped_column(String(32))
+    urgency: Mapped[str] = mapped_column(String(16))
+    reply_language: Mapped[str] = mapped_column(String(35), default="en")
+    assignee_id: Mapped[int | None] = mapped_column(
+        ForeignKey("accounts.id", ondelete="SET NULL"), default=None
+    )
+    opened_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    first_response_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, default=None)
+    closed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, default=None)
+    unread: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    assignee: Mapped[Account | None] = relationship()
+    reports: Mapped[list[Report]] = relationship(
+        back_populates="case", cascade="all, delete-orphan", order_by="Report.id"
+    )
+    notes: Mapped[list[Note]] = relationship(
+        back_populates="case", cascade="all, delete-orphan", order_by="Note.id"
+    )
+    replies: Mapped[list[OutgoingReply]] = relationship(
+        back_populates="case", cascade="all, delete-orphan", order_by="OutgoingReply.id"
+    )
+    labels: Mapped[list[Label]] = relationship(secondary=case_labels, order_by="Label.name")
+
+
+class Report(Base):
+    """One report a source sent, decrypted: the form's fields, as plain text."""
+
+    __tablename__ = "reports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
+    received_day: Mapped[dt.date] = mapped_column(Date)
+    imported_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    category: Mapped[str] = mapped_column(String(32))
+    urgency: Mapped[str] = mapped_column(String(16))
+    reply_language: Mapped[str] = mapped_column(String(35))
+    wiki: Mapped[str] = mapped_column(Text, default="")
+    links: Mapped[str] = mapped_column(Text, default="")
+    text: Mapped[str] = mapped_column(Text, default="")
+
+    case: Mapped[Case] = relationship(back_populates="reports")
+    submissions: Mapped[list[Submission]] = relationship(
+        back_populates="report", cascade="all, delete-orphan", order_by="Submission.id"
+    )
+
+
+class Submission(Base):
+    """One ciphertext the server sent (a report's message or a file), now decrypted.
+
+    Its ``uuid`` is the server's; it goes back in a reply bundle as an acknowledgement.
+    """
+
+    __tablename__ = "submissions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True)
+    report_id: Mapped[int] = mapped_column(ForeignKey("reports.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))
+    filename: Mapped[str] = mapped_column(String(255), default="")
+    safe_name: Mapped[str | None] = mapped_column(String(80), default=None)
+    size: Mapped[int] = mapped_column(Integer)
+    metadata_json: Mapped[str] = mapped_column(Text, default="{}")
+    acknowledged_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, default=None)
+
+    report: Mapped[Report] = relationship(back_populates="submissions")
+
+
+class Note(Base):
+    """An internal note on a case; never leaves the workstation."""
+
+    __tablename__ = "notes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
+    author: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    text: Mapped[str] = mapped_column(Text)
+
+    case: Mapped[Case] = relationship(back_populates="notes")
+
+
+class ReplyBundle(Base):
+    """A reply bundle written for the transfer machine to push to the server."""
+
+    __tablename__ = "reply_bundles"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
+    sequence: Mapped[int] = mapped_column(Integer, unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    created_by: Mapped[str] = mapped_column(String(64))
+    filename: Mapped[str] = mapped_column(String(255))
+    replies: Mapped[int] = mapped_column(Integer)
+    acknowledgements: Mapped[int] = mapped_column(Integer)
+
+
+class OutgoingReply(Base):
+    """A reply written in a case: its text for the team, its ciphertext for the source."""
+
+    __tablename__ = "outgoing_replies"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
+    author: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    text: Mapped[str] = mapped_column(Text)
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    bundle_id: Mapped[int | None] = mapped_column(
+        ForeignKey("reply_bundles.id", ondelete="SET NULL"), default=None
+    )
+
+    case: Mapped[Case] = relationship(back_populates="replies")
+    bundle: Mapped[ReplyBundle | None] = relationship()
+
+
+class ImportedBundle(Base):
+    """An export bundle already imported: importing it again changes nothing."""
+
+    __tablename__ = "imported_bundles"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    server_id: Mapped[str] = mapped_column(String(80))
+    sequence: Mapped[int] = mapped_column(Integer)
+    created_day: Mapped[dt.date | None] = mapped_column(Date, default=None)
+    imported_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    imported_by: Mapped[str] = mapped_column(String(64))
+    submissions: Mapped[int] = mapped_column(Integer)
