@@ -413,19 +413,23 @@ class Onion:
     """
 
     def __init__(self, controller: Any, *, process: subprocess.Popen[bytes] | None = None) -> None:
+        """Take over an authenticated stem controller (and the tor process, if ours).
+
+        Use :meth:`connect` or :meth:`launch` rather than this.
+        """
         self._controller = controller
         self._process = process
         self._services: dict[str, OnionService] = {}
         self._uploads: dict[str, float] = {}
         self._upload_failures: dict[str, str] = {}
         self._uploaded = threading.Condition()
-        with _tor_errors("report descriptor uploads"):
-            version = str(controller.get_version())
-            controller.add_event_listener(self._on_hs_desc, stem.control.EventType.HS_DESC)
-        self.tor_version = version
         try:
+            with _tor_errors("report its version and descriptor uploads"):
+                version = str(controller.get_version())
+                controller.add_event_listener(self._on_hs_desc, stem.control.EventType.HS_DESC)
+            self.tor_version = version
             require_tor_version(version)
-        except TorTooOldError:
+        except BaseException:
             self.close()
             raise
 
@@ -750,11 +754,14 @@ class Onion:
     def _wait_bootstrapped(self, timeout: float, data_dir: Path) -> None:
         deadline = time.monotonic() + timeout
         while True:
-            status = self.status()
+            try:
+                status = self.status()
+            except TorNotRunningError:
+                raise TorLaunchError(
+                    f"tor exited while bootstrapping: {_last_words(data_dir)}"
+                ) from None
             if status.bootstrapped:
                 return
-            if self._process is not None and self._process.poll() is not None:
-                raise TorLaunchError(f"tor exited while bootstrapping: {_last_words(data_dir)}")
             if time.monotonic() > deadline:
                 raise TorLaunchError(
                     f"tor did not bootstrap within {timeout:g}s: stuck at "
