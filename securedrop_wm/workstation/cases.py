@@ -7,13 +7,14 @@ import datetime as dt
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from . import audit
 from .errors import CaseError, CaseNotFoundError
-from .models import STATUSES, URGENCY_ORDER, Account, Case, Label, Note, Report
+from .models import STATUSES, URGENCY_ORDER, Account, Case, Label, Note, Report, Submission
 from .services import Workstation
 from .settings import WorkstationSettings
 
@@ -227,3 +228,21 @@ def responders(db: Session) -> Sequence[Account]:
     """Accounts a case can be assigned to."""
     query = select(Account).where(Account.removed_at.is_(None)).order_by(Account.username)
     return db.scalars(query).all()
+
+
+def attachment(ws: Workstation, actor: str, submission_uuid: str) -> tuple[Path, str]:
+    """The decrypted file of a submission and its original name; the download is audited.
+
+    :raises CaseNotFoundError: no such file.
+    """
+    with ws.write() as db:
+        sub = db.scalar(select(Submission).where(Submission.uuid == submission_uuid))
+        if sub is None or not sub.safe_name:
+            raise CaseNotFoundError("there is no such file")
+        path = ws.settings.files_dir / sub.safe_name
+        if not path.is_file():
+            raise CaseNotFoundError("the file is missing from the files folder")
+        audit.record(
+            db, ws.now(), actor, "file.download", case_id=sub.report.case_id, detail=sub.uuid
+        )
+        return path, sub.filename

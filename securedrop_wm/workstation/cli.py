@@ -9,7 +9,6 @@ from pathlib import Path
 import click
 
 from ..errors import SecureDropError
-from ..settings import _read_toml
 from . import audit, keys, retention
 from .services import Workstation, open_workstation
 from .settings import CONFIG_ENV, load_workstation_settings, write_config
@@ -106,13 +105,6 @@ def init(
     click.echo(f"workstation key {s.signing_fingerprint}, server key {s.server_fingerprint}")
     click.echo(f"TOTP secret of {result.admin.username} (add it to an authenticator now):")
     click.echo(f"  {result.admin.totp_secret}")
-
-
-def setup_token(ws: Workstation) -> str:
-    """The one-time setup token ``init`` wrote into ``secrets.toml``."""
-    raw = _read_toml(ws.settings.config_path.with_name("secrets.toml"), "secrets file")
-    token = raw.get("setup_token", "")
-    return token if isinstance(token, str) else ""
 
 
 @workstation.command()

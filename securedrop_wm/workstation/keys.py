@@ -9,6 +9,7 @@ import subprocess
 from dataclasses import dataclass
 
 from ..errors import CryptoError
+from ..settings import _read_toml
 from . import accounts, audit
 from .errors import SecretKeyMissingError, SetupError
 from .services import Workstation
@@ -147,3 +148,10 @@ def pin_keys(ws: Workstation, *, team: str, signing: str, server: str) -> Workst
 def public_key(ws: Workstation, fingerprint: str) -> str:
     """The armored public key of ``fingerprint`` (to carry to the drop server)."""
     return ws.gpg.export_public_key(fingerprint)
+
+
+def setup_token(ws: Workstation) -> str:
+    """The one-time setup token ``securedrop-wm workstation init`` wrote into secrets.toml."""
+    raw = _read_toml(ws.settings.config_path.with_name("secrets.toml"), "secrets file")
+    token = raw.get("setup_token", "")
+    return token if isinstance(token, str) else ""

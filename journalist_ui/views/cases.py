@@ -1,0 +1,149 @@
+"""The case list and a case's page: reading, triage, notes, labels, replies, files."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import (
+    Blueprint,
+    abort,
+    flash,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
+from flask_babel import gettext as _
+from werkzeug.utils import secure_filename
+
+from securedrop_wm.errors import SecureDropError
+from securedrop_wm.workstation import cases as core
+from securedrop_wm.workstation import replies
+from securedrop_wm.workstation.models import STATUSES
+from securedrop_wm.workstation.settings import URGENCIES
+
+from .. import services
+from ..security import current_account
+
+bp = Blueprint("cases", __name__)
+
+
+@bp.get("/")
+def index() -> Any:
+    ws = services()
+    args = request.args
+    assignee = args.get("assignee", "")
+    filters = core.CaseFilter(
+        status=args.get("status") or None,
+        category=args.get("category") or None,
+        urgency=args.get("urgency") or None,
+        reply_language=args.get("reply_language") or None,
+        assignee=int(assignee) if assignee.isdigit() else None,
+        label=args.get("label") or None,
+        include_closed=args.get("closed") == "1",
+        sort=args.get("sort") if args.get("sort") in core.SORTS else "deadline",
+    )
+    rows = core.list_cases(ws, filters)
+    with ws.sessions() as db:
+        people = core.responders(db)
+    return render_template(
+        "cases.html",
+        rows=rows,
+        filters=filters,
+        choices=core.filter_choices(ws),
+        statuses=STATUSES,
+        urgencies=URGENCIES,
+        sorts=core.SORTS,
+        people=people,
+        outbox=replies.outbox(ws),
+    )
+
+
+@bp.get("/cases/<int:case_id>")
+def case(case_id: int) -> Any:
+    ws = services()
+    try:
+        found = core.read_case(ws, current_account().username, case_id)
+    except SecureDropError:
+        abort(404)
+    with ws.sessions() as db:
+        people = core.responders(db)
+    metadata = {s.uuid: json.loads(s.metadata_json) for r in found.reports for s in r.submissions}
+    return render_template(
+        "case.html",
+        case=found,
+        deadline=core.deadline(ws.settings, found),
+        now=ws.now(),
+        statuses=STATUSES,
+        people=people,
+        metadata=metadata,
+    )
+
+
+def _act(case_id: int, action: Any, *args: Any, done: str) -> Any:
+    """Run one core action on a case and come back to it with a message."""
+    try:
+        action(services(), current_account().username, case_id, *args)
+        flash(done, "ok")
+    except SecureDropError as e:
+        flash(str(e), "error")
+    return redirect(url_for("cases.case", case_id=case_id))
+
+
+@bp.post("/cases/<int:case_id>/status")
+def status(case_id: int) -> Any:
+    return _act(case_id, core.set_status, request.form.get("status", ""), done=_("Status set."))
+
+
+@bp.post("/cases/<int:case_id>/assign")
+def assign(case_id: int) -> Any:
+    value = request.form.get("assignee", "")
+    target = int(value) if value.isdigit() else None
+    return _act(case_id, core.assign, target, done=_("Assignment saved."))
+
+
+@bp.post("/cases/<int:case_id>/note")
+def note(case_id: int) -> Any:
+    return _act(case_id, core.add_note, request.form.get("text", ""), done=_("Note added."))
+
+
+@bp.post("/cases/<int:case_id>/label")
+def label(case_id: int) -> Any:
+    name = request.form.get("label", "")
+    if request.form.get("remove"):
+        return _act(case_id, core.remove_label, name, done=_("Label removed."))
+    return _act(case_id, core.add_label, name, done=_("Label added."))
+
+
+@bp.post("/cases/<int:case_id>/unread")
+def unread(case_id: int) -> Any:
+    try:
+        core.mark_unread(services(), current_account().username, case_id)
+    except SecureDropError:
+        abort(404)
+    return redirect(url_for("cases.index"))
+
+
+@bp.post("/cases/<int:case_id>/reply")
+def reply(case_id: int) -> Any:
+    return _act(
+        case_id,
+        replies.queue_reply,
+        request.form.get("text", ""),
+        done=_("Reply encrypted and queued for the next reply bundle."),
+    )
+
+
+@bp.get("/files/<uuid>")
+def download(uuid: str) -> Any:
+    """Send a decrypted file as an opaque download: the app never opens or shows it."""
+    try:
+        path, original = core.attachment(services(), current_account().username, uuid)
+    except SecureDropError:
+        abort(404)
+    name = secure_filename(original) or f"file-{uuid[:8]}"
+    return send_file(
+        path, mimetype="application/octet-stream", as_attachment=True, download_name=name
+    )
