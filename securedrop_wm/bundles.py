@@ -1012,6 +1012,8 @@ def export_bundle(drop: Drop, output: Path) -> ExportManifest:
     :raises BundleError: the bundle could not be written; no output is left behind.
     """
     server_id = drop.settings.signing_fingerprint
+    if not output.parent.is_dir():
+        raise BundleError(f"cannot write the bundle: there is no folder {output.parent}")
     with drop.sessions() as db:
         rows = db.execute(
             select(Submission, Report, Source)
@@ -1092,7 +1094,7 @@ def _next_export_sequence(drop: Drop, server_id: str) -> int:
     raise BundleError("could not take an export sequence number (database busy); try again")
 
 
-def import_reply_bundle(drop: Drop, path: Path) -> ReplyImport:
+def import_reply_bundle(drop: Drop, path: Path, limits: Limits = REPLY_LIMITS) -> ReplyImport:
     """Verify a reply bundle from the pinned workstation, then import it all or nothing.
 
     Stores the replies, marks acknowledged submissions (and reports whose submissions are
@@ -1108,9 +1110,16 @@ def import_reply_bundle(drop: Drop, path: Path) -> ReplyImport:
     tmp_root = drop.settings.data_dir / "tmp"
     tmp_root.mkdir(mode=0o700, exist_ok=True)
     with verify_reply_bundle(
-        path, drop.gpg, pinned, drop.settings.signing_fingerprint, tmp_root
+        path, drop.gpg, pinned, drop.settings.signing_fingerprint, tmp_root, limits
     ) as verified:
-        result = _import_verified(drop, pinned, verified)
+        try:
+            result = _import_verified(drop, pinned, verified)
+        except IntegrityError:
+            raise ReplayError(
+                "another import of this bundle ran at the same time; nothing changed here"
+            ) from None
+        except OperationalError:
+            raise BundleError("the database is busy; nothing was imported, try again") from None
     if result.already_imported:
         return result
     purged = purge_acknowledged(drop)

@@ -232,6 +232,124 @@ def list_sources(state: _Context) -> None:
             )
 
 
+# -- transfer bundles and tokens (docs/bundles.md) ---------------------------------------
+
+
+@main.command("export")
+@click.option(
+    "--output",
+    "-o",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write the export bundle (must not exist).",
+)
+@click.pass_obj
+def export_command(state: _Context, output: Path) -> None:
+    """Write a signed export bundle of every submission not yet acknowledged."""
+    from .bundles import export_bundle
+
+    if output.exists():
+        raise click.ClickException(f"{output} exists already; refusing to overwrite it")
+    try:
+        manifest = export_bundle(state.drop(), output)
+    except SecureDropError as e:
+        raise click.ClickException(str(e)) from None
+    reports = {i.report_id for i in manifest.items}
+    urgent = {i.report_id for i in manifest.items if i.urgent}
+    click.echo(
+        f"export bundle {manifest.sequence}: {len(manifest.items)} item(s) of "
+        f"{len(reports)} report(s) ({len(urgent)} urgent) from {len(manifest.sources)} "
+        f"source(s) -> {output}"
+    )
+
+
+@main.command("import-replies")
+@click.argument("bundle", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_obj
+def import_replies_command(state: _Context, bundle: Path) -> None:
+    """Verify a reply bundle from the workstation, store its replies, purge what is due."""
+    from .bundles import import_reply_bundle
+
+    try:
+        result = import_reply_bundle(state.drop(), bundle)
+    except SecureDropError as e:
+        raise click.ClickException(f"refused, nothing imported: {e}") from None
+    if result.already_imported:
+        click.echo(f"reply bundle {result.sequence} was already imported; nothing changed")
+        return
+    click.echo(
+        f"reply bundle {result.sequence}: {result.replies_stored} reply(ies) stored, "
+        f"{result.replies_skipped} skipped (source gone or already stored), "
+        f"{result.acknowledged} submission(s) acknowledged "
+        f"({result.acknowledged_unknown} unknown or already purged), "
+        f"{result.purged} ciphertext(s) purged"
+    )
+
+
+@main.command("purge")
+@click.pass_obj
+def purge_command(state: _Context) -> None:
+    """Purge acknowledged submissions whose retention period has run out."""
+    from .bundles import purge_acknowledged
+
+    click.echo(f"purged {purge_acknowledged(state.drop())} acknowledged ciphertext(s)")
+
+
+@main.group("transfer-token")
+def transfer_token() -> None:
+    """Responder tokens for the transfer API (kept only as hashes on the server)."""
+
+
+@transfer_token.command("create")
+@click.argument("name")
+@click.pass_obj
+def transfer_token_create(state: _Context, name: str) -> None:
+    """Make a token for NAME and print it: it is shown this once."""
+    from .transfer import create_token
+
+    try:
+        click.echo(create_token(state.drop(), name))
+    except SecureDropError as e:
+        raise click.ClickException(str(e)) from None
+
+
+@transfer_token.command("rotate")
+@click.argument("name")
+@click.pass_obj
+def transfer_token_rotate(state: _Context, name: str) -> None:
+    """Replace NAME's token with a new one (printed once); the old one stops working."""
+    from .transfer import rotate_token
+
+    try:
+        click.echo(rotate_token(state.drop(), name))
+    except SecureDropError as e:
+        raise click.ClickException(str(e)) from None
+
+
+@transfer_token.command("revoke")
+@click.argument("name")
+@click.pass_obj
+def transfer_token_revoke(state: _Context, name: str) -> None:
+    """Delete NAME's token."""
+    from .transfer import revoke_token
+
+    try:
+        revoke_token(state.drop(), name)
+    except SecureDropError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"revoked the token {name}")
+
+
+@transfer_token.command("list")
+@click.pass_obj
+def transfer_token_list(state: _Context) -> None:
+    """List token names and the day each was made (the tokens themselves are not kept)."""
+    from .transfer import list_tokens
+
+    for info in list_tokens(state.drop()):
+        click.echo(f"{info.name}\t{info.created_day}")
+
+
 def run(*args: Any) -> None:
     """Entry point for ``python -m securedrop_wm``."""
     main(*args)

@@ -1,5 +1,6 @@
-"""Fixtures for bundle tests: reports submitted through the core, a workstation GnuPG home
-that pins the server's key, and helpers to read and rewrite bundles for tampering."""
+"""Helpers and fixtures shared by the bundle and transfer API tests: reports submitted
+through the core, a workstation keyring pinning the server key, and helpers to read and
+rewrite bundles for tampering."""
 
 from __future__ import annotations
 

@@ -1,0 +1,32 @@
+"""Fixtures for the transfer API: an app per test over the test's drop, and a token."""
+
+from __future__ import annotations
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from securedrop_wm.drop import Drop
+from securedrop_wm.settings import Settings
+from securedrop_wm.transfer import create_token
+from tests.bundles.helpers import signer_gpg, workdir, workstation_gpg  # noqa: F401
+from transfer_api import create_app
+
+
+@pytest.fixture
+def api(settings: Settings, drop: Drop) -> Flask:
+    return create_app(settings, drop)
+
+
+@pytest.fixture
+def api_client(api: Flask) -> FlaskClient:
+    return api.test_client()
+
+
+@pytest.fixture
+def token(drop: Drop) -> str:
+    return create_token(drop, "on-call")
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}

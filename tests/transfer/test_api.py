@@ -1,0 +1,203 @@
+"""The transfer API through Flask's test client: tokens, counts, bundles down and up."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from securedrop_wm.bundles import ReplyFile, verify_export_bundle
+from securedrop_wm.crypto import GnuPG
+from securedrop_wm.drop import Drop
+from securedrop_wm.transfer import create_token, revoke_token, rotate_token
+from tests.bundles.helpers import (
+    new_id,
+    read_members,
+    reply_bundle,
+    server_state,
+    source_uuid,
+    submit,
+    write_members,
+)
+from tests.conftest import Responders
+
+from .conftest import bearer
+
+ENDPOINTS = [("get", "/status"), ("get", "/export"), ("post", "/replies")]
+
+
+@pytest.mark.parametrize(("method", "url"), ENDPOINTS)
+def test_every_endpoint_needs_a_valid_token(
+    api_client: FlaskClient, token: str, method: str, url: str, drop: Drop
+) -> None:
+    before = server_state(drop)
+    for headers in ({}, {"Authorization": "Basic b246Y2FsbA=="}, {"Authorization": "Bearer "}):
+        response = getattr(api_client, method)(url, headers=headers)
+        assert response.status_code == 401
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+        assert "token" in response.json["message"]
+    wrong = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+    response = getattr(api_client, method)(url, headers=bearer(wrong))
+    assert response.status_code == 403
+    assert response.json["error"] == "Forbidden"
+    # Refused requests changed nothing: no export sequence taken, nothing stored
+    assert server_state(drop) == before
+    assert drop_sequences(drop) == []
+
+
+def drop_sequences(drop: Drop) -> list[int]:
+    from securedrop_wm.models import BundleRecord
+
+    with drop.sessions() as db:
+        return [r.sequence for r in db.query(BundleRecord)]
+
+
+def test_status_says_how_many_reports_wait_and_nothing_else(
+    api_client: FlaskClient, token: str, drop: Drop
+) -> None:
+    assert api_client.get("/status", headers=bearer(token)).json == {
+        "pending": 0,
+        "urgent_pending": 0,
+    }
+    submit(drop)
+    submit(drop, urgency="danger")
+    submit(drop, urgency="urgent")
+    response = api_client.get("/status", headers=bearer(token))
+    assert response.status_code == 200
+    assert response.json == {"pending": 3, "urgent_pending": 2}
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert "Server" not in response.headers
+
+
+def test_rotated_and_revoked_tokens_stop_working(api_client: FlaskClient, drop: Drop) -> None:
+    first = create_token(drop, "laptop")
+    assert api_client.get("/status", headers=bearer(first)).status_code == 200
+    second = rotate_token(drop, "laptop")
+    assert second != first
+    assert api_client.get("/status", headers=bearer(first)).status_code == 403
+    assert api_client.get("/status", headers=bearer(second)).status_code == 200
+    revoke_token(drop, "laptop")
+    assert api_client.get("/status", headers=bearer(second)).status_code == 403
+
+
+def test_tokens_are_kept_only_as_hashes(drop: Drop, token: str) -> None:
+    drop.close()  # flush the WAL into the database file
+    files = [p for p in drop.settings.data_dir.rglob("*") if p.is_file()]
+    assert files
+    for path in files:
+        assert token.encode() not in path.read_bytes(), path
+
+
+def test_export_streams_a_verifiable_bundle_and_leaves_no_copy(
+    api_client: FlaskClient,
+    token: str,
+    drop: Drop,
+    workstation_gpg: GnuPG,
+    workdir: Path,
+    responders: Responders,
+    tmp_path: Path,
+) -> None:
+    sent = submit(drop, {"evidence.pdf": b"%PDF-1.4 " + bytes(100_000)})
+    response = api_client.get("/export", headers=bearer(token))
+    assert response.status_code == 200
+    assert response.mimetype == "application/x-tar"
+    assert response.headers["X-SDWM-Sequence"] == "1"
+    assert int(response.headers["Content-Length"]) == len(response.data)
+    bundle = tmp_path / "pulled.tar"
+    bundle.write_bytes(response.data)
+    response.close()
+    server = drop.settings.signing_fingerprint
+    with verify_export_bundle(bundle, workstation_gpg, server, workdir) as verified:
+        files = [i for i in verified.manifest.items if i.kind == "file"]
+        assert responders.decrypt(verified.item_path(files[0].id)) == sent.files["evidence.pdf"]
+    # No temp bundle stays on the server
+    tmp = drop.settings.data_dir / "tmp"
+    assert list(tmp.iterdir()) == []
+    # The next pull is a newer bundle with the same pending items
+    again = api_client.get("/export", headers=bearer(token))
+    assert again.headers["X-SDWM-Sequence"] == "2"
+    assert again.headers["X-SDWM-Items"] == "2"
+    again.close()
+
+
+def test_push_imports_a_reply_bundle_once_and_refuses_bad_ones(
+    api_client: FlaskClient,
+    token: str,
+    drop: Drop,
+    signer_gpg: GnuPG,
+    responders: Responders,
+    tmp_path: Path,
+) -> None:
+    sent = submit(drop)
+    reply = tmp_path / "reply.gpg"
+    signer_gpg.encrypt_bytes(b"Hello", [responders.team_fingerprint], reply)
+    good = reply_bundle(
+        signer_gpg,
+        responders,
+        drop,
+        tmp_path / "good.tar",
+        sequence=3,
+        replies=[ReplyFile(new_id(), source_uuid(drop, sent.login), reply)],
+    )
+    # A tampered bundle: 422, the error class and why, nothing stored
+    members = read_members(good)
+    info, data = members[2]
+    bad = write_members(tmp_path / "bad.tar", [*members[:2], (info, data[::-1])])
+    before = server_state(drop)
+    response = push(api_client, token, bad)
+    assert response.status_code == 422
+    assert response.json["error"] == "HashMismatchError"
+    assert "SHA-256" in response.json["message"]
+    assert server_state(drop) == before
+    # The good one: stored
+    response = push(api_client, token, good)
+    assert response.status_code == 200
+    assert response.json["replies_stored"] == 1
+    assert not response.json["already_imported"]
+    # Again: nothing changed
+    after = server_state(drop)
+    response = push(api_client, token, good)
+    assert response.json["already_imported"] is True
+    assert server_state(drop) == after
+    # An older bundle: 409 replay
+    old = reply_bundle(signer_gpg, responders, drop, tmp_path / "old.tar", sequence=2)
+    response = push(api_client, token, old)
+    assert response.status_code == 409
+    assert "not newer" in response.json["message"]
+    # No upload stays on the server
+    assert list((drop.settings.data_dir / "tmp").iterdir()) == []
+
+
+def push(client: FlaskClient, token: str, path: Path) -> object:
+    return client.post(
+        "/replies",
+        data=path.read_bytes(),
+        headers={**bearer(token), "Content-Type": "application/x-tar"},
+    )
+
+
+def test_push_refuses_empty_and_oversized_bodies(
+    api: Flask, api_client: FlaskClient, token: str, drop: Drop
+) -> None:
+    response = api_client.post("/replies", data=b"", headers=bearer(token))
+    assert response.status_code == 400
+    assert "reply bundle" in response.json["message"]
+    api.config["MAX_CONTENT_LENGTH"] = 4096
+    response = api_client.post("/replies", data=io.BytesIO(bytes(10_000)), headers=bearer(token))
+    assert response.status_code == 413
+    assert json.loads(response.data)["error"] == "TooLarge"
+    assert list((drop.settings.data_dir / "tmp").iterdir()) == []
+
+
+def test_unknown_paths_and_methods_answer_in_json(api_client: FlaskClient, token: str) -> None:
+    response = api_client.get("/nothing", headers=bearer(token))
+    assert response.status_code == 404
+    assert response.is_json
+    response = api_client.post("/status", headers=bearer(token))
+    assert response.status_code == 405
+    assert response.is_json

@@ -1,0 +1,42 @@
+"""The transfer API: a small JSON app on its own client-authorized onion, never public.
+
+The networked transfer machine uses it to learn how many reports wait, pull the next
+export bundle and push a reply bundle (docs/bundles.md). Every request needs a responder
+token; nothing about a request is logged.
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from securedrop_wm.bundles import REPLY_LIMITS
+from securedrop_wm.drop import Drop, open_drop
+from securedrop_wm.settings import Settings
+
+from .security import init_security
+
+EXTENSION = "securedrop_wm"
+
+
+def create_app(settings: Settings, drop: Drop | None = None) -> Flask:
+    """Build the transfer API for ``settings``; a test may pass its own ``drop`` services."""
+    app = Flask(__name__)
+    app.config.update(
+        # A reply bundle is the only body this API accepts.
+        MAX_CONTENT_LENGTH=REPLY_LIMITS.max_total_bytes,
+        TRAP_HTTP_EXCEPTIONS=False,
+        PROPAGATE_EXCEPTIONS=False,
+    )
+    app.extensions[EXTENSION] = drop if drop is not None else open_drop(settings)
+    init_security(app)
+
+    from .views import bp
+
+    app.register_blueprint(bp)
+    return app
+
+
+def get_drop(app: Flask) -> Drop:
+    """The core services this app was built with."""
+    drop: Drop = app.extensions[EXTENSION]
+    return drop
