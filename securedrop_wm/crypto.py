@@ -158,6 +158,7 @@ class GnuPG:
         :param passphrase: locks the secret key; ``None`` leaves it unprotected (only for
             keys a service must use unattended, such as the server's signing key).
         :returns: the new fingerprint.
+        :raises StoreFullError: the disk under the GnuPG home is full.
         """
         params: dict[str, Any] = {
             "key_type": "EDDSA",
@@ -175,6 +176,8 @@ class GnuPG:
             params["passphrase"] = passphrase
         result = self._gpg.gen_key(self._gpg.gen_key_input(**params))
         if not result.fingerprint:
+            if "No space left" in (result.stderr or "") or _no_space_left(self.home):
+                raise StoreFullError("the disk is full")
             raise CryptoError(f"gpg could not create a key: {_reason(result)}")
         return str(result.fingerprint)
 
@@ -204,12 +207,18 @@ class GnuPG:
                 extra_args=_ENCRYPT_ARGS,
             )
         except (OSError, ValueError) as e:
+            # gpg exits at once when its output cannot be written, and the copy into its
+            # stdin then breaks: only the free space left tells a full disk apart.
+            full = _no_space_left(output.parent)
             output.unlink(missing_ok=True)
+            if full:
+                raise StoreFullError("the disk is full") from None
             raise EncryptionError(f"gpg could not be run: {e}") from None
         if not result.ok:
+            full = _no_space_left(output.parent)
             output.unlink(missing_ok=True)
             reason = _reason(result)
-            if "No space left" in (result.stderr or ""):
+            if full or "No space left" in (result.stderr or ""):
                 raise StoreFullError("the disk is full")
             raise EncryptionError(f"gpg could not encrypt: {reason}")
 
@@ -408,6 +417,20 @@ class _BytesReader:
 
     def close(self) -> None:
         return None
+
+
+# Less free space than this after gpg failed to write means the disk was full: gpg
+# writes in blocks of a few KiB, so a failed write leaves a remainder smaller than one.
+_FULL_BELOW_BYTES = 1 << 20
+
+
+def _no_space_left(folder: Path) -> bool:
+    """Whether the file system holding ``folder`` is (all but) full."""
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < _FULL_BELOW_BYTES
 
 
 def _reason(result: Any) -> str:

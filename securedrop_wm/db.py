@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.orm import Session, sessionmaker
+
+from .errors import StoreFullError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -26,6 +30,14 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA synchronous=FULL")
             cur.execute("PRAGMA secure_delete=ON")
             cur.close()
+
+        @event.listens_for(engine, "handle_error")
+        def _disk_full(context: ExceptionContext) -> BaseException | None:
+            # A full disk is the store's error whichever file met it first.
+            error = context.original_exception
+            if getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+                return StoreFullError("the disk is full")
+            return None
 
         return engine
     return create_engine(url, pool_pre_ping=True)

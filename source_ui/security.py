@@ -9,6 +9,8 @@ from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
+from securedrop_wm.errors import StoreFullError
+
 CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self'; font-src 'self'; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
@@ -62,6 +64,18 @@ def init_security(app: Flask) -> None:
             ),
             400,
         )
+
+    @app.errorhandler(StoreFullError)
+    def _store_full(e: StoreFullError) -> Any:
+        # A full disk can stop a file mid-upload, while CSRF reads the form, before a view.
+        session.pop("csrf_token", None)
+        message = _(
+            "The drop cannot store your report right now. Nothing was kept; "
+            "please try again in a few hours."
+        )
+        return render_template(
+            "error.html", title=_("Please try again later"), message=message
+        ), 503
 
     @app.errorhandler(HTTPException)
     def _http_error(e: HTTPException) -> Any:

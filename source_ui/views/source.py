@@ -24,7 +24,6 @@ from securedrop_wm.errors import (
     ReportError,
     ReportTooLargeError,
     SourceNotFoundError,
-    StoreFullError,
 )
 from securedrop_wm.kdf import SourceId, SourcePassphrase
 from securedrop_wm.sources import (
@@ -192,15 +191,6 @@ def submit() -> Any:
             "and keep each field within its limit."
         )
         return _form_error(context, form, message, 400)
-    except StoreFullError:
-        _rotate_csrf()
-        message = _(
-            "The drop cannot store your report right now. Nothing was kept; "
-            "please try again in a few hours."
-        )
-        return render_template(
-            "error.html", title=_("Please try again later"), message=message
-        ), 503
     _rotate_csrf()
     session["receipt"] = {"files": receipt.files, "danger": receipt.danger}
     return redirect(url_for("source.thanks"))
