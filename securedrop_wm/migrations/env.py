@@ -11,6 +11,13 @@ assert url is not None
 engine = make_engine(url)
 
 with engine.connect() as connection:
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:
+        # A batch migration recreates a table (copy, DROP, rename); with foreign keys on,
+        # the DROP would cascade and delete every child row. The pragma only takes
+        # effect outside a transaction, hence the commit; integrity is checked below.
+        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        connection.commit()
     context.configure(
         connection=connection,
         target_metadata=Base.metadata,
@@ -19,4 +26,8 @@ with engine.connect() as connection:
     )
     with context.begin_transaction():
         context.run_migrations()
+        if sqlite:
+            broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise RuntimeError(f"migration left rows with dangling foreign keys: {broken}")
 engine.dispose()

@@ -1,0 +1,104 @@
+"""The server's Alembic migrations build exactly the schema the models describe, and
+every revision can be undone and redone."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from pathlib import Path
+
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect, text
+
+from securedrop_wm.db import alembic_config, make_engine
+from securedrop_wm.models import Base
+
+
+def _differences(url: str) -> list[object]:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            return list(compare_metadata(context, Base.metadata))
+    finally:
+        engine.dispose()
+
+
+def _tables(url: str) -> set[str]:
+    engine = make_engine(url)
+    try:
+        return set(inspect(engine).get_table_names()) - {"alembic_version"}
+    finally:
+        engine.dispose()
+
+
+def test_migrations_and_models_agree_on_a_fresh_database(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'fresh.sqlite'}"
+    command.upgrade(alembic_config(url), "head")
+    assert _differences(url) == []
+    assert _tables(url) == set(Base.metadata.tables)
+
+
+def test_every_revision_downgrades_and_upgrades_again(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'trip.sqlite'}"
+    config = alembic_config(url)
+    revisions = [r.revision for r in ScriptDirectory.from_config(config).walk_revisions()]
+    assert len(revisions) >= 2
+    for revision in reversed(revisions):  # oldest first
+        command.upgrade(config, revision)
+        command.downgrade(config, "-1")
+        command.upgrade(config, revision)
+    command.downgrade(config, "base")
+    assert _tables(url) == set()
+    command.upgrade(config, "head")
+    assert _differences(url) == []
+
+
+def test_existing_sources_and_replies_survive_the_bundle_migration(tmp_path: Path) -> None:
+    # Given a database made by the first release, with two sources and a reply
+    url = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    config = alembic_config(url)
+    command.upgrade(config, "0001")
+    engine = make_engine(url)
+    day = dt.date(2026, 1, 2)
+    with engine.begin() as conn:
+        for n in (1, 2):
+            conn.execute(
+                text(
+                    "INSERT INTO sources (id, lookup_id, designation, key_fingerprint, "
+                    "created_day) VALUES (:id, :lookup, :designation, :fpr, :day)"
+                ),
+                {"id": n, "lookup": f"l{n}", "designation": f"d{n}", "fpr": "A" * 40, "day": day},
+            )
+        conn.execute(
+            text(
+                "INSERT INTO replies (uuid, source_id, store_name, size, created_day) "
+                "VALUES (:uuid, 1, :name, 10, :day)"
+            ),
+            {"uuid": str(uuid.uuid4()), "name": "a" * 40 + ".gpg", "day": day},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO reports (uuid, source_id, created_day, urgent, acknowledged) "
+                "VALUES (:uuid, 2, :day, 1, 0)"
+            ),
+            {"uuid": str(uuid.uuid4()), "day": day},
+        )
+    engine.dispose()
+    # When it is migrated
+    command.upgrade(config, "head")
+    # Then each source has its own uuid and the reply is marked as added by an admin
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        uuids = [r[0] for r in conn.execute(text("SELECT uuid FROM sources"))]
+        origins = [r[0] for r in conn.execute(text("SELECT origin FROM replies"))]
+        reports = conn.execute(text("SELECT source_id, urgent FROM reports")).all()
+    engine.dispose()
+    assert len(set(uuids)) == 2 and all(uuid.UUID(u).version == 4 for u in uuids)
+    assert origins == ["cli"]
+    # And no row was lost when SQLite rebuilt the parent table
+    assert [tuple(r) for r in reports] == [(2, 1)]
+    assert _differences(url) == []
