@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from .. import bundles
 from ..errors import DecryptionError
 from . import audit
-from .errors import ImportRefusedError, SecretKeyLockedError, SecretKeyMissingError
+from .errors import ImportRefusedError, SecretKeyLockedError
 from .keys import require_secret_key
 from .metadata import summarize
 from .models import URGENCY_ORDER, Case, ImportedBundle, Report, Submission
@@ -210,18 +210,24 @@ def _decrypt(
             out.files[item.id] = temp
             ws.gpg.decrypt_to_file(source, temp, passphrase)
     except DecryptionError as e:
-        raise _decryption_error(item.id, str(e)) from None
+        raise _decryption_error(item.id, str(e), passphrase) from None
 
 
-def _decryption_error(item_id: str, reason: str) -> Exception:
+def _decryption_error(item_id: str, reason: str, passphrase: str | None) -> Exception:
+    """Say why gpg could not decrypt. The team's secret key was found beforehand, so
+    "no secret key" without a passphrase means gpg could not unlock it (batch mode has no
+    pinentry to ask)."""
     lowered = reason.lower()
+    if "bad passphrase" in lowered or (passphrase is not None and "passphrase" in lowered):
+        return SecretKeyLockedError("the team key's passphrase is wrong: type it again")
     if "no secret key" in lowered or "no_seckey" in lowered:
-        return SecretKeyMissingError(
-            f"item {item_id} is not encrypted to a secret key this workstation holds"
-        )
-    if any(s in lowered for s in ("passphrase", "pinentry", "cancel", "no agent")):
+        if passphrase is None:
+            return SecretKeyLockedError(
+                "the team's secret key is locked: type its passphrase and import again"
+            )
         return SecretKeyLockedError(
-            "the team's secret key is locked: type its passphrase (or check it) and try again"
+            "the team's secret key could not be unlocked: the passphrase is wrong "
+            f"(or item {item_id} is not encrypted to the team key)"
         )
     return ImportRefusedError(f"bundle refused: item {item_id} could not be decrypted ({reason})")
 
