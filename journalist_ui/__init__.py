@@ -54,7 +54,8 @@ def create_app(settings: WorkstationSettings, services: Workstation | None = Non
 def _select_locale() -> str:
     from flask import request
 
-    available = ["en", *(p.name for p in TRANSLATIONS.iterdir() if p.is_dir())]
+    found = TRANSLATIONS.iterdir() if TRANSLATIONS.is_dir() else iter(())
+    available = ["en", *(p.name for p in found if p.is_dir())]
     return request.accept_languages.best_match(available) or "en"
 
 
