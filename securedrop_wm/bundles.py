@@ -605,6 +605,8 @@ def _members(tar: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
         try:
             info = tar.next()
         except tarfile.ReadError as e:
+            if "unexpected end of data" in str(e):
+                raise TruncatedBundleError("the bundle file ends early, between two members") from e
             raise BundleFormatError(f"the bundle is damaged: {e}") from e
         if info is None:
             return

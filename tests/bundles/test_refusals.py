@@ -288,9 +288,9 @@ def test_truncated_bundles_are_refused(
     data = path.read_bytes()
     members = read_members(path)
     first, last = members[2][0], members[-1][0]
-    # In the manifest; in a reply; between two members; after the last member but
-    # before the end-of-archive mark (the tar pads with zeros past that mark).
-    cuts = (700, first.offset_data + 10, last.offset, last.offset_data + 512)
+    # In the manifest; just before a member; in a reply; between two members; after the
+    # last member but before the end-of-archive mark (the tar pads with zeros past it).
+    cuts = (700, first.offset - 1, first.offset_data + 10, last.offset, last.offset_data + 512)
     assert len(data) > last.offset_data + 512 + 1024
     for cut in cuts:
         bad = tmp_path / f"cut{cut}.tar"
