@@ -350,6 +350,17 @@ def transfer_token_list(state: _Context) -> None:
         click.echo(f"{info.name}\t{info.created_day}")
 
 
+def _register_workstation() -> None:
+    # The workstation's commands live with its core; registered here so one console
+    # script serves both machines.
+    from .workstation.cli import workstation
+
+    main.add_command(workstation)
+
+
+_register_workstation()
+
+
 def run(*args: Any) -> None:
     """Entry point for ``python -m securedrop_wm``."""
     main(*args)
