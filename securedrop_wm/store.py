@@ -79,20 +79,8 @@ class Store:
 
     def delete(self, name: str) -> None:
         """Overwrite a stored file once with random bytes, then unlink it (see module doc)."""
-        path = self.path(name)
-        try:
-            size = path.stat().st_size
-            with path.open("r+b", buffering=0) as f:
-                remaining = size
-                while remaining > 0:
-                    n = min(remaining, 1 << 20)
-                    f.write(secrets.token_bytes(n))
-                    remaining -= n
-                os.fsync(f.fileno())
-            path.unlink()
+        if shred(self.path(name)):
             self._fsync_dir()
-        except FileNotFoundError:
-            return
 
     def clean_orphans(self, referenced: Iterable[str]) -> list[str]:
         """Remove temporary files and stored files no database row refers to.
@@ -117,6 +105,24 @@ class Store:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def shred(path: Path) -> bool:
+    """Overwrite a file once with random bytes, fsync, unlink (see the module doc for
+    what this does and does not achieve). :returns: whether there was a file."""
+    try:
+        size = path.stat().st_size
+        with path.open("r+b", buffering=0) as f:
+            remaining = size
+            while remaining > 0:
+                n = min(remaining, 1 << 20)
+                f.write(secrets.token_bytes(n))
+                remaining -= n
+            os.fsync(f.fileno())
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def _store_error(e: OSError) -> StoreError:

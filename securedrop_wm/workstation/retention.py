@@ -8,13 +8,12 @@ would send its submissions again.
 from __future__ import annotations
 
 import datetime as dt
-import os
-import secrets
 from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from ..store import shred
 from . import audit
 from .models import Case, Report
 from .services import Workstation
@@ -95,21 +94,6 @@ def purge_due(ws: Workstation, actor: str) -> list[str]:
                 detail=f"{due.designation}, closed {due.closed_at:%Y-%m-%d}",
             )
         for name in names:
-            _shred(ws.settings.files_dir / name)
+            shred(ws.settings.files_dir / name)
         purged.append(due.designation)
     return purged
-
-
-def _shred(path: os.PathLike[str]) -> None:
-    try:
-        size = os.stat(path).st_size
-        with open(path, "r+b", buffering=0) as f:
-            remaining = size
-            while remaining > 0:
-                n = min(remaining, 1 << 20)
-                f.write(secrets.token_bytes(n))
-                remaining -= n
-            os.fsync(f.fileno())
-        os.unlink(path)
-    except FileNotFoundError:
-        return
