@@ -30,6 +30,7 @@ _WORDLIST_FILES = {
     "de": "wordlist_de.txt",
     "it": "wordlist_it.txt",
     "pt_BR": "wordlist_pt-br.txt",
+    "ca": "wordlist_ca.txt",
 }
 
 

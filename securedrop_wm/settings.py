@@ -49,7 +49,11 @@ class Settings:
     max_report_bytes: int = 500 * 1024 * 1024
     max_field_bytes: int = 256 * 1024
     session_minutes: int = 30
-    languages: tuple[str, ...] = ("en", "fr", "ar")
+    # Every language the source UI ships a catalog for (source_ui/translations).
+    languages: tuple[str, ...] = (
+        "en", "ar", "bn", "ca", "de", "es", "fa", "fr", "he", "hi", "id", "it", "ja",
+        "ko", "my", "pl", "pt_BR", "ru", "sw", "tr", "uk", "ur", "vi", "zh_Hans", "zh_Hant",
+    )  # fmt: skip
     default_language: str = "en"
     purge_acknowledged_after_days: int = 0
     source_key_expiry_days: int = 0

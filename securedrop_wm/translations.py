@@ -1,4 +1,5 @@
-"""Gettext catalogs read straight from ``.po`` files and compiled in memory.
+"""Gettext catalogs read straight from ``.po`` files and compiled in memory, and the
+choice of a language from what a browser accepts.
 
 Only the ``.po`` sources are kept in the repository; there is no compiled ``.mo`` to go
 stale or to be committed twice.
@@ -7,18 +8,28 @@ stale or to be committed twice.
 from __future__ import annotations
 
 import io
+from collections.abc import Iterable
+from functools import lru_cache
 from pathlib import Path
 
+from babel import Locale
+from babel.core import get_global, parse_locale
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import NullTranslations, Translations
 
 RTL_LANGUAGES = frozenset({"ar", "fa", "ur", "he", "ps", "ckb", "sd", "yi", "ug", "dv"})
 
+# Where CLDR's own name for a language is not the one its speakers look for in a menu.
+_OWN_NAMES = {"id": "Bahasa Indonesia"}
+
 
 def load_translations(directory: Path, locale: str, domain: str = "messages") -> NullTranslations:
     """Compile ``<directory>/<locale>/LC_MESSAGES/<domain>.po`` in memory; untranslated
-    locales (and English, the source language) get identity translations."""
+    locales (and English, the source language) get identity translations.
+
+    Fuzzy entries are left out: a guess is never shown to a source as a translation.
+    """
     po = directory / locale / "LC_MESSAGES" / f"{domain}.po"
     if not po.exists():
         return NullTranslations()
@@ -33,3 +44,58 @@ def load_translations(directory: Path, locale: str, domain: str = "messages") ->
 def text_direction(locale: str) -> str:
     """``rtl`` for right-to-left languages, else ``ltr``."""
     return "rtl" if locale.split("_")[0] in RTL_LANGUAGES else "ltr"
+
+
+def html_lang(locale: str) -> str:
+    """The BCP 47 tag of a Babel locale name, for ``lang`` attributes: ``zh_Hans`` gives
+    ``zh-Hans``."""
+    return locale.replace("_", "-")
+
+
+def language_name(locale: str) -> str:
+    """A language's name in that language, as a menu shows it (``Français``, ``فارسی``)."""
+    name = _OWN_NAMES.get(locale) or Locale.parse(locale).get_display_name(locale) or locale
+    return name[:1].upper() + name[1:]
+
+
+# Bounded: the tags come from request headers.
+@lru_cache(maxsize=512)
+def _maximized(tag: str) -> tuple[str, str, str] | None:
+    """Language, script and territory of a tag, with CLDR's likely subtags filled in:
+    ``zh-TW`` gives ``("zh", "Hant", "TW")``, ``pt`` gives ``("pt", "Latn", "BR")``."""
+    try:
+        language, territory, script, *_ = parse_locale(tag.replace("-", "_"))
+    except ValueError:
+        return None
+    language = get_global("language_aliases").get(language, language)
+    likely = get_global("likely_subtags")
+    for key in (f"{language}_{script}_{territory}", f"{language}_{territory}", language):
+        if key in likely:
+            _, guess_territory, guess_script, *_ = parse_locale(likely[key])
+            script = script or guess_script
+            territory = territory or guess_territory
+            break
+    return language, script or "", territory or ""
+
+
+def negotiate_locale(accepted: Iterable[tuple[str, float]], offered: Iterable[str]) -> str | None:
+    """The offered locale that best serves a browser's ``(tag, quality)`` list.
+
+    Preferences are tried in order of quality. A tag matches an offered locale of the
+    same language and script (``zh-CN`` is served ``zh_Hans``, ``zh-HK`` ``zh_Hant``,
+    ``pt-PT`` ``pt_BR``), and one of the same territory first if there are several.
+    ``None`` when nothing matches: the caller falls back to its default.
+    """
+    candidates = [(o, m) for o in offered if (m := _maximized(o)) is not None]
+    ranked = sorted(((t, q) for t, q in accepted if q > 0), key=lambda tq: -tq[1])
+    for tag, _quality in ranked:
+        wanted = _maximized(tag) if tag != "*" else None
+        if wanted is None:
+            continue
+        same = [(o, m) for o, m in candidates if m[:2] == wanted[:2]]
+        for locale, maximized in same:
+            if maximized[2] == wanted[2]:
+                return locale
+        if same:
+            return same[0][0]
+    return None
