@@ -3,14 +3,20 @@ remembered only in the (encrypted, expiring) session."""
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from babel import Locale
-from flask import Flask, current_app, request, session
-from flask_babel import Babel, Domain, get_locale
+from flask import Flask, current_app, g, request, session
+from flask_babel import Babel, Domain, format_date, get_locale
 
-from securedrop_wm.translations import load_translations, text_direction
+from securedrop_wm.translations import (
+    html_lang,
+    language_name,
+    load_translations,
+    negotiate_locale,
+    text_direction,
+)
 
 
 class PoDomain(Domain):  # type: ignore[misc]
@@ -34,26 +40,50 @@ def select_locale() -> str:
     chosen = session.get("lang")
     if chosen in languages:
         return str(chosen)
-    best = request.accept_languages.best_match([lang.replace("_", "-") for lang in languages])
-    return best.replace("-", "_") if best else current_app.config["SDWM_DEFAULT_LANGUAGE"]
+    best = negotiate_locale(request.accept_languages, languages)
+    return best or str(current_app.config["SDWM_DEFAULT_LANGUAGE"])
+
+
+def request_locale() -> str:
+    """The language of this request, fixed by its first use.
+
+    A view that clears the session (log out) still answers in the language the
+    request came in with.
+    """
+    if "sdwm_locale" not in g:
+        g.sdwm_locale = select_locale()
+    return str(g.sdwm_locale)
+
+
+def local_date(day: str | dt.date) -> str:
+    """A day (``date`` or ISO string) written the way the page's language writes dates."""
+    if isinstance(day, str):
+        day = dt.date.fromisoformat(day)
+    return str(format_date(day, "long"))
 
 
 def init_i18n(app: Flask, directory: Path, languages: tuple[str, ...], default: str) -> None:
     """Configure Flask-Babel and the template helpers for language and direction."""
     app.config["SDWM_LANGUAGES"] = languages
     app.config["SDWM_DEFAULT_LANGUAGE"] = default
-    babel = Babel(app, locale_selector=select_locale)
+    babel = Babel(app, locale_selector=request_locale)
     # Flask-Babel caches its domain per app; ours compiles the .po files in memory.
     babel.domain_instance = PoDomain(directory)
 
-    names = {lang: Locale.parse(lang).get_display_name(lang) or lang for lang in languages}
+    @app.before_request
+    def _fix_locale() -> None:
+        request_locale()
+
+    app.add_template_filter(local_date, "local_date")
+
+    names = {lang: language_name(lang) for lang in languages}
 
     @app.context_processor
     def _language_context() -> dict[str, Any]:
         locale = str(get_locale())
         return {
             "current_locale": locale,
-            "html_lang": locale.replace("_", "-"),
+            "html_lang": html_lang(locale),
             "text_dir": text_direction(locale),
             "language_names": names,
         }

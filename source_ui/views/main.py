@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
+from werkzeug.exceptions import HTTPException
 
 bp = Blueprint("main", __name__)
 
@@ -23,10 +24,24 @@ def safety() -> Any:
 
 @bp.get("/language/<lang>")
 def choose_language(lang: str) -> Any:
-    """Remember a language for this session only, then go back to a page of ours."""
+    """Remember a language for this session only, then go back to the page it was
+    chosen on, or to the start if that page cannot be shown again by a link (the
+    answer to a form) or is not ours."""
     if lang in current_app.config["SDWM_LANGUAGES"]:
         session["lang"] = lang
     target = request.args.get("next", "")
-    if not target.startswith("/") or target.startswith("//") or "\\" in target:
+    if not _is_our_page(target):
         target = url_for("main.index")
     return redirect(target)
+
+
+def _is_our_page(path: str) -> bool:
+    """Whether ``path`` is a page of this app that a plain link can open."""
+    if not path.startswith("/") or path.startswith("//") or "\\" in path or "?" in path:
+        return False
+    adapter = current_app.url_map.bind("localhost")
+    try:
+        endpoint, _ = adapter.match(path, method="GET")
+    except HTTPException:  # not found, not a GET page, or a redirect (RequestRedirect)
+        return False
+    return endpoint not in ("main.choose_language", "static")

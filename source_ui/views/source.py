@@ -17,7 +17,12 @@ from flask import (
 )
 from flask_babel import gettext as _
 
-from securedrop_wm.codenames import Codename, generate_codename, parse_codename
+from securedrop_wm.codenames import (
+    Codename,
+    available_languages,
+    generate_codename,
+    parse_codename,
+)
 from securedrop_wm.errors import (
     CodenameError,
     EmptyReportError,
@@ -39,6 +44,7 @@ from securedrop_wm.sources import (
     source_exists,
     submit_report,
 )
+from securedrop_wm.translations import language_name
 
 from .. import get_drop
 from ..uploads import form_value, pending_files, upload_errors
@@ -108,13 +114,26 @@ def urgency_labels() -> dict[str, str]:
 
 @bp.get("/generate")
 def generate() -> Any:
-    """Show a new codename once, with advice on keeping it."""
+    """Show a new codename once, with advice on keeping it; ``?words=fr`` draws its
+    words from another language's list (default: the page's language, else English)."""
+    from flask import request
+    from flask_babel import get_locale
+
     if "sid" in session:
         return redirect(url_for("source.submit"))
     settings = current_app.extensions["securedrop_wm.settings"]
-    codename = generate_codename(settings.codename_words)
+    offered = available_languages()
+    language = request.args.get("words", "")
+    if language not in offered:
+        language = str(get_locale()) if str(get_locale()) in offered else "en"
+    codename = generate_codename(settings.codename_words, language)
     session["pending_codename"] = codename
-    return render_template("generate.html", codename=codename)
+    return render_template(
+        "generate.html",
+        codename=codename,
+        codename_language=language,
+        codename_languages={code: language_name(code) for code in offered},
+    )
 
 
 @bp.post("/create")
