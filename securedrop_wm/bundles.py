@@ -13,8 +13,10 @@ before an importer writes anything.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
+import fcntl
 import hashlib
 import io
 import json
@@ -1016,6 +1018,11 @@ def export_bundle(drop: Drop, output: Path) -> ExportManifest:
     server_id = drop.settings.signing_fingerprint
     if not output.parent.is_dir():
         raise BundleError(f"cannot write the bundle: there is no folder {output.parent}")
+    with _store_lock(drop, exclusive=False):
+        return _export(drop, output, server_id)
+
+
+def _export(drop: Drop, output: Path, server_id: str) -> ExportManifest:
     with drop.sessions() as db:
         rows = db.execute(
             select(Submission, Report, Source)
@@ -1228,19 +1235,37 @@ def purge_acknowledged(drop: Drop) -> int:
     :returns: how many ciphertexts were purged.
     """
     cutoff = drop.today() - dt.timedelta(days=drop.settings.purge_acknowledged_after_days)
-    with drop.sessions.begin() as db:
-        due = db.scalars(
-            select(Submission).where(
-                Submission.acknowledged_day.is_not(None), Submission.acknowledged_day <= cutoff
-            )
-        ).all()
-        names = [s.store_name for s in due]
-        for sub in due:
-            db.delete(sub)
-    # Rows go first: a crash here leaves files no row names, which clean-orphans removes.
-    for name in names:
-        drop.store.delete(name)
+    with _store_lock(drop, exclusive=True):
+        with drop.sessions.begin() as db:
+            due = db.scalars(
+                select(Submission).where(
+                    Submission.acknowledged_day.is_not(None),
+                    Submission.acknowledged_day <= cutoff,
+                )
+            ).all()
+            names = [s.store_name for s in due]
+            for sub in due:
+                db.delete(sub)
+        # Rows go first: a crash while deleting files leaves files no row names, which
+        # clean-orphans removes.
+        for name in names:
+            drop.store.delete(name)
     return len(names)
+
+
+@contextlib.contextmanager
+def _store_lock(drop: Drop, *, exclusive: bool) -> Iterator[None]:
+    """Keep a purge from overwriting a ciphertext while an export reads it.
+
+    Exports share the lock; a purge takes it alone. A file lock, because exports and
+    imports run in gunicorn workers and in the CLI alike.
+    """
+    with (drop.settings.data_dir / ".bundles.lock").open("a") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
 def _chunks(values: Sequence[str], size: int = 500) -> Iterator[Sequence[str]]:

@@ -183,3 +183,34 @@ def test_retention_keeps_acknowledged_ciphertext_until_it_is_due(
     drop.today = lambda: day + dt.timedelta(days=7)
     assert purge_acknowledged(drop) == 1
     assert not (stored & server_state(drop).store)
+
+
+def test_a_purge_waits_until_a_running_export_has_read_the_ciphertexts(
+    drop: Drop, signer_gpg: GnuPG, responders: Responders, tmp_path: Path
+) -> None:
+    import threading
+
+    from securedrop_wm import bundles
+    from securedrop_wm.models import Submission
+
+    submit(drop)
+    with drop.sessions() as db:
+        acks = [s.uuid for s in db.query(Submission)]
+    stored = server_state(drop).store
+    bundle = reply_bundle(signer_gpg, responders, drop, tmp_path / "r.tar", acknowledged=acks)
+    done = threading.Event()
+
+    def push() -> None:
+        import_reply_bundle(drop, bundle)
+        done.set()
+
+    # While an export holds the store (as export_bundle does while it reads)...
+    with bundles._store_lock(drop, exclusive=False):
+        worker = threading.Thread(target=push)
+        worker.start()
+        # ...the import's purge waits and the ciphertext stays intact
+        assert not done.wait(0.5)
+        assert server_state(drop).store == stored
+    worker.join(30)
+    assert done.is_set()
+    assert not (stored & server_state(drop).store)
