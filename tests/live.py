@@ -33,6 +33,7 @@ class LiveServer:
     config: Path
     port: int
     workers: int = 2
+    threads: int = 4
     log_dir: Path | None = None
     env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
@@ -66,6 +67,8 @@ class LiveServer:
                 str(self.port),
                 "--workers",
                 str(self.workers),
+                "--threads",
+                str(self.threads),
             ],
             stdout=out,
             stderr=subprocess.STDOUT,
