@@ -763,8 +763,8 @@ def _verify_signature(
 def _load_json(data: bytes) -> dict[str, Any]:
     try:
         value = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise BundleFormatError(f"the manifest is not valid JSON: {e}") from e
+    except (ValueError, RecursionError) as e:  # bad UTF-8 or JSON, huge numbers, deep nesting
+        raise BundleFormatError(f"the manifest is not valid JSON: {e}") from None
     if not isinstance(value, dict):
         raise BundleFormatError("the manifest is not a JSON object")
     return value

@@ -165,6 +165,16 @@ def _with_manifest(**changes: object) -> Tamper:
     return tamper
 
 
+def _signed_raw(data: bytes) -> Tamper:
+    """A manifest of these bytes, properly signed by the workstation."""
+
+    def tamper(m: Members, r: Responders, acks: list[str]) -> Members:
+        sig = sign_as(r.home, r.workstation_fingerprint, data)
+        return [(m[0][0], data), (m[1][0], sig), *m[2:]]
+
+    return tamper
+
+
 def _flip_byte(m: Members, r: Responders, acks: list[str]) -> Members:
     info, data = m[2]
     return [*m[:2], (info, data[:-1] + bytes([data[-1] ^ 1])), *m[3:]]
@@ -256,6 +266,9 @@ CASES: list[tuple[str, Tamper, type[BundleError], str]] = [
         DuplicateIdError,
         "twice",
     ),
+    ("manifest not JSON", _signed_raw(b"\xff{"), BundleFormatError, "not valid JSON"),
+    ("manifest nested", _signed_raw(b"[" * 100_000), BundleFormatError, "not valid JSON"),
+    ("missing field", _with_manifest(sequence=None), BundleFormatError, "'sequence'"),
     ("manifest not first", _swap_first, BundleFormatError, "first member"),
     ("unsigned", _no_signature, BundleFormatError, "not signed"),
     ("malformed id", _with_manifest(acknowledged=["../../etc"]), BundleFormatError, "UUID"),
