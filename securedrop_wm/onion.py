@@ -421,6 +421,7 @@ class Onion:
         self._process = process
         self._services: dict[str, OnionService] = {}
         self._uploads: dict[str, float] = {}
+        self._upload_starts: dict[tuple[str, str], float] = {}
         self._upload_failures: dict[str, str] = {}
         self._uploaded = threading.Condition()
         try:
@@ -726,11 +727,17 @@ class Onion:
     # -- internals --------------------------------------------------------------
 
     def _on_hs_desc(self, event: Any) -> None:
-        # Runs in stem's event thread.
-        address = str(event.address)
+        # Runs in stem's event thread. An upload counts only if it was started after
+        # the publication we wait for: right after a republication, uploads of the
+        # previous descriptor to the same HSDirs may still be finishing.
+        address, hsdir = str(event.address), str(event.directory_fingerprint)
+        now = time.monotonic()
         with self._uploaded:
-            if event.action == stem.HSDescAction.UPLOADED:
-                self._uploads[address] = time.monotonic()
+            if event.action == stem.HSDescAction.UPLOAD:
+                self._upload_starts[(address, hsdir)] = now
+            elif event.action == stem.HSDescAction.UPLOADED:
+                started = self._upload_starts.get((address, hsdir), now)
+                self._uploads[address] = max(self._uploads.get(address, started), started)
                 self._uploaded.notify_all()
             elif event.action == stem.HSDescAction.FAILED:
                 self._upload_failures[address] = str(event.reason)

@@ -79,6 +79,7 @@ TestingDirAuthVoteHSDir *
 TestingMinExitFlagThreshold 0
 V3AuthNIntervalsValid 2
 NumCPUs 1
+V3AuthVotingInterval {interval}
 GeoIPFile /dev/null
 GeoIPv6File /dev/null
 """
@@ -104,12 +105,17 @@ TestingV3AuthInitialVotingInterval {initial_interval}
 TestingV3AuthInitialVoteDelay 2
 TestingV3AuthInitialDistDelay 2
 TestingV3AuthVotingStartOffset {vote_offset}
-V3AuthVotingInterval 10
 V3AuthVoteDelay 2
 V3AuthDistDelay 2
 """
 
-_INITIAL_VOTING_INTERVAL = 8
+#: Seconds between consensuses (the least tor allows). The first vote uses the
+#: same interval, and so do the non-authorities (used when their consensus is
+#: not live): onion services derive the start of the shared-random run, and so
+#: their descriptors' revision counters, from it. With differing intervals a
+#: republished service's new descriptor can carry a lower revision counter than
+#: the one the HSDirs hold, and they reject it (UPLOAD_REJECTED).
+_VOTING_INTERVAL = 10
 #: Seconds from launch to the first vote: late enough that every relay has
 #: published its descriptor, so the first consensus is not empty (pitfall 1).
 _FIRST_VOTE_AFTER = 3.5
@@ -515,7 +521,8 @@ class PrivateTorNetwork:
             "owner": os.getpid(),
             "or_port": node.or_port,
             "dir_port": node.dir_port,
-            "initial_interval": _INITIAL_VOTING_INTERVAL,
+            "initial_interval": _VOTING_INTERVAL,
+            "interval": _VOTING_INTERVAL,
             "vote_offset": vote_offset,
         }
         text = _COMMON.format(**values)
@@ -544,7 +551,7 @@ class PrivateTorNetwork:
         # delays); pick the offset so that the first one comes _FIRST_VOTE_AFTER s
         # from now, once every relay has published (pitfall 1).
         valid_after = time.time() + _FIRST_VOTE_AFTER + 4
-        vote_offset = int(valid_after) % _INITIAL_VOTING_INTERVAL
+        vote_offset = int(valid_after) % _VOTING_INTERVAL
         for node in self.nodes:
             (node.directory / "torrc").write_text(self._torrc(node, vote_offset))
         self._launch(self.authorities, deadline)
