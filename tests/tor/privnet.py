@@ -455,6 +455,7 @@ class PrivateTorNetwork:
             "SafeLogging": "0",
             "ShutdownWaitLength": "0",
             "NumCPUs": "1",
+            "V3AuthVotingInterval": str(_VOTING_INTERVAL),
         }
 
     # -- layout and keys --------------------------------------------------------
