@@ -364,8 +364,12 @@ class Container:
         return self.exec(["/bin/sh", "-c", script], check=check)
 
     def ssh_proxy_command(self) -> str:
-        """The ssh ProxyCommand that runs the container's own sshd over a pipe."""
-        return f"nsenter -t {self.leader} -a /usr/sbin/sshd -i"
+        """The ssh ProxyCommand that runs the container's own sshd over a pipe.
+
+        Without PAM: pam_systemd would ask logind for a session for an sshd that lives
+        outside the container's cgroups, and wait 40 s for each connection.
+        """
+        return f"nsenter -t {self.leader} -a /usr/sbin/sshd -i -o UsePAM=no"
 
     # -- tear down ------------------------------------------------------------------
 

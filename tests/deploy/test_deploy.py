@@ -1,0 +1,253 @@
+"""Apply the Ansible playbooks for real to a booted Debian 12 container, and check it.
+
+Given a fresh Debian 12 root file system booted with systemd as PID 1,
+when site.yml is applied twice,
+then the second run changes nothing, and the server is what an admin was promised:
+tor and both apps running, v3 onion addresses, client authorization on the transfer
+onion, the source UI answering through its socket, nothing answering from outside,
+no log of requests, tight modes. A backup restored into a second fresh container
+gives the same onion addresses and the same submissions.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import shlex
+import socket
+import time
+from pathlib import Path
+
+import pytest
+from conftest import Deployment
+
+# Under a busy CI machine a first deployment can take minutes: the module's setup
+# (two site.yml runs) and the restore test get a generous bound of their own.
+pytestmark = [pytest.mark.deploy, pytest.mark.slow, pytest.mark.timeout(1500)]
+
+DATA = "/var/lib/securedrop-wm"
+SOURCE_HS = "/var/lib/tor/sdwm-source"
+TRANSFER_HS = "/var/lib/tor/sdwm-transfer"
+SOURCE_SOCKET = "/run/securedrop-wm/source.sock"
+UNITS = ("tor@default.service", "securedrop-wm-source.service", "securedrop-wm-transfer.service")
+CLIENT = Path(__file__).with_name("source_client.py")
+
+
+@pytest.fixture(scope="module")
+def drop(deployment_factory) -> Deployment:  # type: ignore[no-untyped-def]
+    """A container with site.yml applied twice; the recaps are kept on it."""
+    deployment = deployment_factory("sdwm-drop-a", 1)
+    deployment.playbook("site.yml")
+    deployment.playbook("site.yml")
+    shutil_copy_client(deployment)
+    return deployment
+
+
+def shutil_copy_client(deployment: Deployment) -> None:
+    """Put the source client script into the container's /root."""
+    (deployment.box.root / "root/source_client.py").write_text(CLIENT.read_text())
+
+
+def sh(deployment: Deployment, script: str) -> str:
+    return deployment.box.sh(script).stdout.strip()
+
+
+def source_get(deployment: Deployment, path: str = "/") -> int:
+    return int(sh(deployment, f"python3 /root/source_client.py {SOURCE_SOCKET} get {path}"))
+
+
+def stat(deployment: Deployment, path: str) -> str:
+    return sh(deployment, f"stat -c '%a %U %G' {shlex.quote(path)}")
+
+
+def is_v3_onion(hostname: str) -> bool:
+    """A v3 address: base32 of public key (32) | checksum (2) | version 3 (1)."""
+    if not hostname.endswith(".onion") or len(hostname) != 62:
+        return False
+    raw = base64.b32decode(hostname.removesuffix(".onion").upper())
+    pubkey, checksum, version = raw[:32], raw[32:34], raw[34:]
+    expected = hashlib.sha3_256(b".onion checksum" + pubkey + b"\x03").digest()[:2]
+    return version == b"\x03" and checksum == expected
+
+
+def test_second_run_changes_nothing(drop: Deployment) -> None:
+    first, second = drop.recaps[:2]
+    assert first["failed"] == 0
+    assert first["changed"] > 0
+    assert second["changed"] == 0, drop.logs[1].read_text()[-5000:]
+
+
+def test_tor_and_both_apps_are_active(drop: Deployment) -> None:
+    for unit in UNITS:
+        assert sh(drop, f"systemctl is-active {unit}") == "active", unit
+    assert sh(drop, "systemctl list-units --failed --no-legend --plain") == ""
+
+
+def test_both_onion_hostnames_are_v3_and_fetched(drop: Deployment) -> None:
+    for name, hs_dir in (("source", SOURCE_HS), ("transfer", TRANSFER_HS)):
+        on_server = sh(drop, f"cat {hs_dir}/hostname")
+        assert is_v3_onion(on_server), on_server
+        assert (drop.admin_dir / f"{name}.onion").read_text().strip() == on_server
+    assert sh(drop, f"cat {SOURCE_HS}/hostname") != sh(drop, f"cat {TRANSFER_HS}/hostname")
+
+
+def test_transfer_onion_requires_client_auth(drop: Deployment) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    onion = (drop.admin_dir / "transfer.onion").read_text().strip()
+    line = (drop.admin_dir / "clients/transfer.auth_private").read_text().strip()
+    address, kind, algo, private_b32 = line.split(":")
+    assert (address + ".onion", kind, algo) == (onion, "descriptor", "x25519")
+    private = X25519PrivateKey.from_private_bytes(base64.b32decode(private_b32 + "=" * 4))
+    public = private.public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
+    expected = "descriptor:x25519:" + base64.b32encode(public).decode().rstrip("=")
+    # The server holds the public half only, in the transfer service's folder only.
+    assert sh(drop, f"ls {TRANSFER_HS}/authorized_clients") == "transfer.auth"
+    assert sh(drop, f"cat {TRANSFER_HS}/authorized_clients/transfer.auth") == expected
+    assert sh(drop, f"ls -A {SOURCE_HS}/authorized_clients 2>/dev/null || true") == ""
+    assert private_b32 not in sh(drop, f"cat {TRANSFER_HS}/authorized_clients/*")
+    # And tor runs with that configuration, with no SOCKS or control socket.
+    torrc = sh(drop, "cat /etc/tor/torrc")
+    assert f"HiddenServiceDir {TRANSFER_HS}" in torrc
+    for option in ("SocksPort 0", "SafeLogging 1", "ControlSocket 0"):
+        assert option in torrc.splitlines()
+    listening = sh(drop, "ss -Hlnp")
+    assert "tor" not in listening, listening
+
+
+def test_source_ui_answers_inside_and_listens_on_no_port(drop: Deployment) -> None:
+    assert source_get(drop, "/") == 200
+    assert stat(drop, SOURCE_SOCKET) == "660 sdwm debian-tor"
+    # The only TCP listener is sshd; the apps have unix sockets only.
+    listeners = sh(drop, "ss -Hltnp")
+    assert all("sshd" in line for line in listeners.splitlines()), listeners
+
+
+def test_firewall_drops_what_comes_from_outside(drop: Deployment) -> None:
+    port = 8765
+    drop.box.exec(["systemd-run", "--unit=sdwm-probe", "python3", "-m", "http.server", str(port)])
+    try:
+        deadline = time.monotonic() + 10
+        while f":{port} " not in sh(drop, "ss -Hltn") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        # The path to the container works (ssh, allowed, answers) ...
+        with socket.create_connection((drop.box.ip, 22), timeout=5):
+            pass
+        # ... and a listener on every address inside is not reachable: dropped, not refused.
+        with pytest.raises(TimeoutError):
+            socket.create_connection((drop.box.ip, port), timeout=3)
+        # From inside the container it is there all along.
+        assert sh(drop, f"python3 -c 'import socket; socket.create_connection((\"127.0.0.1\", {port}))' && echo ok") == "ok"
+    finally:
+        drop.box.exec(["systemctl", "stop", "sdwm-probe"], check=False)
+    ruleset = sh(drop, "nft list ruleset")
+    assert "hook input priority filter; policy drop;" in ruleset
+    assert "hook output priority filter; policy drop;" in ruleset
+
+
+def test_requests_leave_no_log(drop: Deployment) -> None:
+    def journal_lines() -> int:
+        units = " ".join(f"-u {u}" for u in UNITS[1:])
+        return int(sh(drop, f"journalctl --no-pager -q -o cat {units} | wc -l"))
+
+    def log_files() -> str:
+        return sh(drop, f"find /var/log {DATA} -type f -newermt '-1 hour' -printf '%p %s\\n' | grep -v -e '/store/' -e 'db.sqlite' | sort || true")
+
+    before_lines, before_files = journal_lines(), log_files()
+    for path in ("/", "/generate", "/login", "/does-not-exist", "/safety"):
+        source_get(drop, path)
+    assert journal_lines() == before_lines
+    assert log_files() == before_files
+    # The journal lives in memory only: nothing of it is on disk.
+    assert sh(drop, "ls /var/log/journal 2>/dev/null | wc -l") == "0"
+    assert sh(drop, "ls /run/log/journal | wc -l") != "0"
+
+
+def test_modes_of_data_and_keys(drop: Deployment) -> None:
+    expected = {
+        DATA: "700 sdwm sdwm",
+        f"{DATA}/config.toml": "600 sdwm sdwm",
+        f"{DATA}/secrets.toml": "600 sdwm sdwm",
+        f"{DATA}/gnupg": "700 sdwm sdwm",
+        f"{DATA}/store": "700 sdwm sdwm",
+        "/etc/securedrop-wm/keys": "750 root sdwm",
+        SOURCE_HS: "700 debian-tor debian-tor",
+        f"{SOURCE_HS}/hs_ed25519_secret_key": "600 debian-tor debian-tor",
+        TRANSFER_HS: "700 debian-tor debian-tor",
+        f"{TRANSFER_HS}/hs_ed25519_secret_key": "600 debian-tor debian-tor",
+        f"{TRANSFER_HS}/authorized_clients/transfer.auth": "600 debian-tor debian-tor",
+        "/run/securedrop-wm": "2750 sdwm debian-tor",
+    }
+    for path, mode in expected.items():
+        assert stat(drop, path) == mode, path
+    for secret in ("clients/transfer.key", "clients/transfer.auth_private"):
+        assert (drop.admin_dir / secret).stat().st_mode & 0o077 == 0, secret
+
+
+def test_hardening(drop: Deployment) -> None:
+    assert sh(drop, "tail -n +2 /proc/swaps | wc -l") == "0"
+    assert sh(drop, "systemctl is-enabled swap.target || true") == "masked"
+    assert sh(drop, "sysctl -n net.ipv4.conf.all.accept_redirects") == "0"
+    assert sh(drop, "sysctl -n net.ipv4.tcp_syncookies") == "1"
+    assert "kernel.kptr_restrict = 2" in sh(drop, "cat /etc/sysctl.d/60-securedrop-wm-kernel.conf")
+    assert 'Unattended-Upgrade "1"' in sh(drop, "cat /etc/apt/apt.conf.d/20auto-upgrades")
+    assert sh(drop, "systemctl is-enabled apt-daily-upgrade.timer") == "enabled"
+    for profile in ("/etc/apparmor.d/securedrop-wm-app", "/etc/apparmor.d/system_tor"):
+        drop.box.exec(["apparmor_parser", "-Q", "-K", "-T", profile])
+    # The apps run sandboxed, as the unprivileged app user, with no network.
+    show = sh(drop, "systemctl show -p User -p ProtectSystem -p PrivateNetwork -p NoNewPrivileges securedrop-wm-source")
+    assert set(show.splitlines()) >= {
+        "User=sdwm", "ProtectSystem=strict", "PrivateNetwork=yes", "NoNewPrivileges=yes"
+    }
+
+
+def submissions(deployment: Deployment) -> tuple[str, str]:
+    """What the drop holds: its sources and reports, and the ciphertexts' digests."""
+    cli = "runuser -u sdwm -- env SDWM_CONFIG=/var/lib/securedrop-wm/config.toml"
+    listed = sh(deployment, f"{cli} /opt/securedrop-wm/venv/bin/securedrop-wm list-sources")
+    digests = sh(deployment, f"cd {DATA}/store && find . -type f -print0 | sort -z | xargs -0r sha256sum")
+    return listed, digests
+
+
+def test_backup_restores_into_a_fresh_server(drop: Deployment, deployment_factory) -> None:  # type: ignore[no-untyped-def]
+    # Given a report in the drop
+    assert int(sh(drop, f"python3 /root/source_client.py {SOURCE_SOCKET} submit 'A report'")) == 200
+    held = submissions(drop)
+    assert "1 report(s)" in held[0]
+    assert held[1]
+    # When it is backed up, and restored onto a fresh server
+    drop.playbook("backup.yml")
+    (archive,) = (drop.admin_dir / "backups").glob("securedrop-wm-*.tar.gz.gpg")
+    assert archive.read_bytes()[:1] != b"\x1f"  # encrypted, not a bare gzip
+    assert sh(drop, "ls -A /var/backups/securedrop-wm") == ""
+    assert source_get(drop, "/") == 200  # the apps came back after the backup
+    fresh = deployment_factory("sdwm-drop-b", 2)
+    shutil_copy_client(fresh)
+    fresh.playbook("restore.yml", sdwm_backup_restore_archive=str(archive))
+    # Then it has the same onion addresses and the same submissions
+    for name in ("source", "transfer"):
+        assert (fresh.admin_dir / f"{name}.onion").read_text() == (
+            drop.admin_dir / f"{name}.onion"
+        ).read_text()
+    assert submissions(fresh) == held
+    for unit in UNITS:
+        assert sh(fresh, f"systemctl is-active {unit}") == "active", unit
+    assert source_get(fresh, "/") == 200
+
+
+def test_rotating_transfer_credentials(drop: Deployment) -> None:
+    auth_private = drop.admin_dir / "clients/transfer.auth_private"
+    old_private, old_auth = auth_private.read_text(), sh(
+        drop, f"cat {TRANSFER_HS}/authorized_clients/transfer.auth"
+    )
+    recap = drop.playbook("rotate-transfer-credentials.yml")
+    assert recap["changed"] > 0
+    new_auth = sh(drop, f"cat {TRANSFER_HS}/authorized_clients/transfer.auth")
+    assert auth_private.read_text() != old_private
+    assert new_auth != old_auth
+    # Same onion address, new key; tor still up.
+    assert auth_private.read_text().split(":")[0] == old_private.split(":")[0]
+    assert sh(drop, "systemctl is-active tor@default") == "active"
