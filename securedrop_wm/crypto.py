@@ -49,7 +49,9 @@ allow-loopback-pinentry
 s2k-count 65536
 """
 # Uploads are mostly already-compressed media; compressing costs CPU for little gain.
-_ENCRYPT_ARGS = ["--compress-algo", "none", "--no-encrypt-to"]
+# Nothing here relies on the trust database (always_trust): gpg must not check it at the
+# end of an encryption, which reads every key while the keyring lock is not held.
+_ENCRYPT_ARGS = ["--compress-algo", "none", "--no-encrypt-to", "--no-auto-check-trustdb"]
 _CHUNK = 64 * 1024
 # Under concurrent load gpg-agent now and then fails a new key's self-signature
 # ("signing failed: Inappropriate ioctl for device", about 1 creation in 100 in
@@ -89,7 +91,6 @@ class GnuPG:
         self._gpg = gnupg.GPG(gnupghome=str(home), gpgbinary=binary)
         self._gpg.buffer_size = _CHUNK
         self._gpg.encoding = "utf-8"
-        self._gpg.result_map = {**self._gpg.result_map, "crypt": _CryptResult}
         self._keyring = _KeyringLock(home)
 
     # -- keys -----------------------------------------------------------------------
@@ -211,10 +212,11 @@ class GnuPG:
         :raises StoreFullError: the disk filled up; ``output`` is removed.
         :raises EncryptionError: gpg failed otherwise; ``output`` is removed.
         """
-        # The keyring is needed only until gpg has found the recipients; an upload
-        # streaming for minutes must not hold up the creation of new sources' keys.
-        release = self._keyring.hold_until_released()
-        _ENCRYPTION.release = release
+        # The keyring is needed only until gpg has found the recipients, and gpg creates
+        # its output file only after that (GnuPG 2.2): an upload streaming for minutes
+        # must not hold up the creation of new sources' keys.
+        fresh = not output.exists()
+        release = self._keyring.hold_until(lambda: fresh and output.exists())
         try:
             result = self._gpg.encrypt_file(
                 stream,
@@ -233,7 +235,6 @@ class GnuPG:
                 raise StoreFullError("the disk is full") from None
             raise EncryptionError(f"gpg could not be run: {e}") from None
         finally:
-            _ENCRYPTION.release = None
             release()
         if not result.ok:
             full = _no_space_left(output.parent)
@@ -346,41 +347,20 @@ class _KeyringLock:
         finally:
             os.close(fd)
 
-    def hold_until_released(self) -> Callable[[], None]:
-        """Take the lock shared; return a function, safe to call from any thread and
-        more than once, that releases it."""
+    def hold_until(self, condition: Callable[[], bool]) -> Callable[[], None]:
+        """Take the lock shared until ``condition()`` turns true (polled) or the returned
+        function is called, whichever comes first."""
         fd = self._acquire(False)
-        once = threading.Lock()
-        released = False
+        done = threading.Event()
 
-        def release() -> None:
-            nonlocal released
-            with once:
-                if not released:
-                    released = True
-                    os.close(fd)
+        def watch() -> None:
+            while not done.wait(0.005):
+                if condition():
+                    break
+            os.close(fd)
 
-        return release
-
-
-# How a result object, made by python-gnupg in the thread that called encrypt_file,
-# learns what to call once gpg has found its recipients.
-_ENCRYPTION = threading.local()
-
-
-class _CryptResult(gnupg.Crypt):  # type: ignore[misc]
-    """python-gnupg's encryption/decryption result, which also releases the keyring
-    lock held for an encryption as soon as gpg starts encrypting (status lines are read
-    while gpg runs)."""
-
-    def __init__(self, gpg: Any) -> None:
-        super().__init__(gpg)
-        self._on_begin: Callable[[], None] | None = getattr(_ENCRYPTION, "release", None)
-
-    def handle_status(self, key: str, value: str) -> None:
-        if key == "BEGIN_ENCRYPTION" and self._on_begin is not None:
-            self._on_begin()
-        super().handle_status(key, value)
+        threading.Thread(target=watch, daemon=True).start()
+        return done.set
 
 
 class EncryptingWriter:

@@ -59,3 +59,29 @@ def test_key_creation_and_streaming_encryption_run_side_by_side() -> None:
     finally:
         gpg.close()
         shutil.rmtree(home, ignore_errors=True)
+
+
+def test_a_stalled_upload_does_not_hold_up_new_sources() -> None:
+    """An upload over a slow Tor link can take minutes: a new source's key is made meanwhile."""
+    home = short_tempdir("sdwm-kr-")
+    gpg = GnuPG(home / "gnupg")
+    try:
+        team = gpg.create_key("Response team", None)
+        writer = gpg.start_encryption([team], home / "upload")
+        writer.write(os.urandom(1000))  # then nothing more for now
+        deadline = time.monotonic() + 10
+        while not (home / "upload").exists():  # gpg is running
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        creation = threading.Thread(target=gpg.create_key, args=("source", "passphrase"))
+        creation.start()
+        creation.join(timeout=10)
+        made_meanwhile = not creation.is_alive()
+        writer.write(os.urandom(1000))
+        writer.close()
+        creation.join()
+        assert made_meanwhile
+        assert (home / "upload").stat().st_size > 2000
+    finally:
+        gpg.close()
+        shutil.rmtree(home, ignore_errors=True)
