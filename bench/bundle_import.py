@@ -8,7 +8,7 @@ In the same run, on the same ciphertexts and with the same secret key, a plain l
 Run from the repository root:
 
     python -m bench.bundle_import                  # 1,000 submissions
-    python -m bench.bundle_import --submissions 200
+    python -m bench.bundle_import --submissions 200 --rounds 1
 
 Printed: the plain loop (run before and after the others, averaged),
 ``verify_export_bundle`` plus one decryption per item (the bundle layer alone; also with
@@ -24,11 +24,13 @@ import argparse
 import os
 import random
 import shutil
+import statistics
 import subprocess
 import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -140,59 +142,78 @@ def _keyring(base: Path, responders: GnuPG, team: str, drop: Drop) -> GnuPG:
     return gpg
 
 
-def _workstation_import(
-    base: Path, responders: GnuPG, team: str, ws_key: str, drop: Drop, bundle: Path
-) -> tuple[Callable[[], float], Path] | None:
-    """Set up a real workstation; return a function timing its import and its keyring."""
-    try:
+class _Workstations:
+    """Fresh real workstations (``workstation init``), one per round of the import."""
+
+    def __init__(
+        self, base: Path, responders: GnuPG, team: str, ws_key: str, drop: Drop, bundle: Path
+    ) -> None:
+        self.base, self.bundle = base, bundle
+        self.homes: list[Path] = []
+        keys = base / "keys"
+        keys.mkdir()
+        (keys / "team.asc").write_text(_armored_secret(responders.home, team))
+        (keys / "ws.asc").write_text(_armored_secret(responders.home, ws_key))
+        self.server = drop.settings.signing_fingerprint
+        (keys / "server.asc").write_text(drop.gpg.export_public_key(self.server))
+        self.keys = keys
+
+    def setup(self) -> Path:
+        """Initialize one more workstation; return its config path."""
         from securedrop_wm.workstation.cli import workstation as ws_cli
+
+        folder = self.base / f"ws{len(self.homes)}"
+        keys = self.keys
+        result = CliRunner().invoke(
+            ws_cli,
+            ["init", "--data-dir", str(folder), "--team-key", str(keys / "team.asc")]
+            + ["--signing-key", str(keys / "ws.asc"), "--server-key", str(keys / "server.asc")]
+            + ["--server-fingerprint", self.server, "--admin", "bench"],
+            env={"SDWM_WS_ADMIN_PASSWORD": "bench password for the import benchmark"},
+        )
+        if result.exit_code != 0:
+            raise RuntimeError(f"workstation init failed: {result.output.strip()}")
+        self.homes.append(folder / "gnupg")
+        return folder / "config.toml"
+
+    def time_import(self, config: Path) -> float:
+        """Seconds the workstation takes to import the bundle (verify, decrypt, record)."""
         from securedrop_wm.workstation.importing import import_bundle
         from securedrop_wm.workstation.services import open_workstation
         from securedrop_wm.workstation.settings import load_workstation_settings
-    except ImportError:
-        return None
-    keys = base / "keys"
-    keys.mkdir()
-    (keys / "team.asc").write_text(_armored_secret(responders.home, team))
-    (keys / "ws.asc").write_text(_armored_secret(responders.home, ws_key))
-    server = drop.settings.signing_fingerprint
-    (keys / "server.asc").write_text(drop.gpg.export_public_key(server))
-    result = CliRunner().invoke(
-        ws_cli,
-        ["init", "--data-dir", str(base / "ws"), "--team-key", str(keys / "team.asc")]
-        + ["--signing-key", str(keys / "ws.asc"), "--server-key", str(keys / "server.asc")]
-        + ["--server-fingerprint", server, "--admin", "bench"],
-        env={"SDWM_WS_ADMIN_PASSWORD": "bench password for the import benchmark"},
-    )
-    if result.exit_code != 0:
-        print(f"(workstation init failed, skipping its import: {result.output.strip()})")
-        return None
 
-    settings = load_workstation_settings(base / "ws" / "config.toml", environ={})
-
-    def run() -> float:
-        ws = open_workstation(settings)
+        ws = open_workstation(load_workstation_settings(config, environ={}))
         try:
             start = time.perf_counter()
-            imported = import_bundle(ws, "bench", bundle)
+            imported = import_bundle(ws, "bench", self.bundle)
             elapsed = time.perf_counter() - start
             assert imported.reports > 0 and not imported.already_imported
             return elapsed
         finally:
             ws.close()
 
-    return run, settings.gpg_home
+
+def _workstations(
+    base: Path, responders: GnuPG, team: str, ws_key: str, drop: Drop, bundle: Path
+) -> _Workstations | None:
+    try:
+        import securedrop_wm.workstation.importing  # noqa: F401
+    except ImportError:
+        return None
+    return _Workstations(base, responders, team, ws_key, drop, bundle)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--submissions", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved runs; medians shown")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     os.umask(0o077)
     base = Path(tempfile.mkdtemp(prefix="sdwm-bench-", dir="/tmp"))
     responders = GnuPG(base / "resp")
     drop = None
+    workstations = None
     try:
         team = responders.create_key("Bench team", None)
         ws_key = responders.create_key("Bench workstation", None)
@@ -205,9 +226,13 @@ def main() -> None:
         manifest = export_bundle(drop, bundle)
         export_time = time.perf_counter() - start
         server = drop.settings.signing_fingerprint
-        # Every decryption below uses one keyring: the workstation's when it exists.
-        workstation = _workstation_import(base, responders, team, ws_key, drop, bundle)
-        keyring = GnuPG(workstation[1]) if workstation else _keyring(base, responders, team, drop)
+        # Every decryption below uses one kind of keyring: a workstation's when there is
+        # one (each round imports into a fresh workstation, set up outside the timing).
+        workstations = _workstations(base, responders, team, ws_key, drop, bundle)
+        configs = [workstations.setup() for _ in range(args.rounds)] if workstations else []
+        keyring = (
+            GnuPG(workstations.homes[0]) if workstations else _keyring(base, responders, team, drop)
+        )
         # The same ciphertexts as files, for the plain loop
         work = base / "work"
         work.mkdir()
@@ -222,39 +247,45 @@ def main() -> None:
         # Warm-up: the agent has the key loaded, the files are in the page cache.
         _plain_gpg_loop(keyring.home, files[:20], base / "warm")
 
-        loop_before = _plain_gpg_loop(keyring.home, files, base / "out1")
-        layer = _bundle_layer(keyring, bundle, server, work)
-        parallel = _bundle_layer(keyring, bundle, server, work, workers=2)
-        ws_time = workstation[0]() if workstation else None
-        loop_after = _plain_gpg_loop(keyring.home, files, base / "out2")
-        loop = (loop_before + loop_after) / 2
+        times: dict[str, list[float]] = {}
+        for n in range(args.rounds):
+            runs: list[tuple[str, Callable[[], float]]] = [
+                ("loop", lambda: _plain_gpg_loop(keyring.home, files, base / "out")),
+                ("layer", lambda: _bundle_layer(keyring, bundle, server, work)),
+                ("parallel", lambda: _bundle_layer(keyring, bundle, server, work, workers=2)),
+            ]
+            if workstations:
+                runs.append(("import", partial(workstations.time_import, configs[n])))
+            for name, run in runs:
+                times.setdefault(name, []).append(run())
 
         size = bundle.stat().st_size / (1 << 20)
         print(
             f"{len(manifest.items)} submissions ({reports} reports, {n_sources} sources), "
             f"bundle {size:.1f} MiB; reports submitted in {setup:.1f} s, "
-            f"export written in {export_time:.2f} s"
+            f"export written in {export_time:.2f} s; {args.rounds} interleaved round(s)"
         )
-        print(f"{'':34}{'seconds':>9}{'per item':>10}{'vs loop':>9}")
-        rows = [
-            ("plain gpg --decrypt loop (mean)", loop),
-            ("  first / second run", None),
-            ("verify + decrypt (bundles.py)", layer),
-            ("  same, 2 gpg processes at a time", parallel),
-        ]
-        if ws_time is not None:
-            rows.append(("workstation import_bundle", ws_time))
-        for label, seconds in rows:
-            if seconds is None:
-                print(f"{label:34}{loop_before:>9.2f}  /  {loop_after:.2f}")
+        loop = statistics.median(times["loop"])
+        print(f"{'median of the rounds':34}{'seconds':>9}{'per item':>10}{'vs loop':>9}   runs")
+        labels = {
+            "loop": "plain gpg --decrypt loop",
+            "layer": "verify + decrypt (bundles.py)",
+            "parallel": "  same, 2 gpg processes at a time",
+            "import": "workstation import_bundle",
+        }
+        for name, label in labels.items():
+            if name not in times:
                 continue
+            seconds = statistics.median(times[name])
             per = seconds / len(files) * 1000
-            print(f"{label:34}{seconds:>9.2f}{per:>8.1f}ms{seconds / loop:>8.2f}x")
-        print("target: at most 1.20x the plain loop")
+            runs_text = " ".join(f"{t:.2f}" for t in times[name])
+            print(f"{label:34}{seconds:>9.2f}{per:>8.1f}ms{seconds / loop:>8.2f}x   {runs_text}")
+        print("target: the workstation import takes at most 1.20x the plain loop")
     finally:
         if drop is not None:
             drop.close()
-        for home in (base / "resp", base / "ws" / "gnupg", base / "keyring"):
+        homes = [base / "resp", base / "keyring", *(workstations.homes if workstations else [])]
+        for home in homes:
             subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], check=False)
         shutil.rmtree(base, ignore_errors=True)
 
