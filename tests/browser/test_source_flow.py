@@ -27,9 +27,9 @@ pytestmark = pytest.mark.browser
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "browser"
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    """Debian's Chromium, never a downloaded browser."""
+@pytest.fixture
+def browser(live_server: LiveServer) -> Iterator[Browser]:
+    """Debian's Chromium, closed before the server stops (so no keep-alive holds it up)."""
     with sync_playwright() as p:
         browser = launch_chromium(p)
         yield browser
@@ -83,8 +83,8 @@ def cli(config: Path, *args: str) -> str:
 
 
 def test_report_login_read_and_delete_reply(
-    browser: Browser,
     live_server: LiveServer,
+    browser: Browser,
     data_dir: Path,
     responders: Responders,
     tmp_path: Path,

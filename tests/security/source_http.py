@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import secrets
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,13 @@ class _SourceAddressAdapter(HTTPAdapter):
         super().init_poolmanager(*args, **kwargs)
 
 
+def chunks_of(data: bytes, size: int = _CHUNK) -> Iterator[bytes]:
+    """``data`` in pieces, as a file is read and sent."""
+    view = memoryview(data)
+    for start in range(0, len(view), size):
+        yield bytes(view[start : start + size])
+
+
 class StreamedMultipart:
     """A multipart/form-data body built on the fly: fields first, then one file.
 
@@ -45,7 +52,8 @@ class StreamedMultipart:
         self,
         fields: Sequence[tuple[str, str]],
         filename: str,
-        content: bytes,
+        chunks: Iterable[bytes],
+        size: int,
         on_progress: Callable[[int], None] | None = None,
     ) -> None:
         self.boundary = "sdwm-" + secrets.token_hex(16)
@@ -63,7 +71,8 @@ class StreamedMultipart:
             ).encode()
         )
         self._tail = f"\r\n--{self.boundary}--\r\n".encode()
-        self._content = memoryview(content)
+        self._chunks = chunks
+        self._size = size
         self._on_progress = on_progress
 
     @property
@@ -71,14 +80,18 @@ class StreamedMultipart:
         return f"multipart/form-data; boundary={self.boundary}"
 
     def __len__(self) -> int:
-        return len(self._head) + len(self._content) + len(self._tail)
+        return len(self._head) + self._size + len(self._tail)
 
     def __iter__(self) -> Iterator[bytes]:
         yield self._head
-        for start in range(0, len(self._content), _CHUNK):
-            yield bytes(self._content[start : start + _CHUNK])
+        sent = 0
+        for chunk in self._chunks:
+            sent += len(chunk)
+            yield chunk
             if self._on_progress is not None:
-                self._on_progress(min(start + _CHUNK, len(self._content)))
+                self._on_progress(sent)
+        if sent != self._size:
+            raise ValueError(f"the file gave {sent} bytes, not the {self._size} announced")
         yield self._tail
 
 
@@ -119,18 +132,32 @@ class HttpSource:
         return match.group(1)
 
     def submit(
-        self, fields: dict[str, str], filename: str, content: bytes, **kwargs: Any
+        self,
+        fields: dict[str, str],
+        filename: str,
+        content: bytes | tuple[Iterable[bytes], int],
+        on_progress: Callable[[int], None] | None = None,
+        allow_redirects: bool = True,
     ) -> requests.Response:
-        """Send the report form (from the page last shown) with one streamed file."""
+        """Send the report form (from the page last shown) with one streamed file.
+
+        :param content: the file's bytes, or an iterable of chunks and the total size.
+        """
         assert self.page, "show the report form first"
+        chunks, size = (chunks_of(content), len(content)) if isinstance(content, bytes) else content
         body = StreamedMultipart(
-            [("csrf_token", csrf_token(self.page)), *fields.items()], filename, content, **kwargs
+            [("csrf_token", csrf_token(self.page)), *fields.items()],
+            filename,
+            chunks,
+            size,
+            on_progress,
         )
         response = self.http.post(
             self.base_url + "/submit",
             data=body,
             headers={"Content-Type": body.content_type},
-            timeout=300,
+            timeout=3600,
+            allow_redirects=allow_redirects,
         )
         self.page = response.text
         return response
