@@ -27,7 +27,7 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
-from collections.abc import Container, Iterable, Iterator, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Self
@@ -494,6 +494,9 @@ def _hash_file(path: Path) -> tuple[int, str]:
 # -- reading --------------------------------------------------------------------------
 
 _Manifest = ExportManifest | ReplyManifest
+# A manifest parser: the JSON, the pinned signer and the limits in; the manifest and the
+# members it pins (name -> (size, SHA-256)) out.
+_Parser = Callable[[dict[str, Any], str, Limits], tuple[_Manifest, dict[str, tuple[int, str]]]]
 
 
 def _read_bundle(
@@ -501,7 +504,7 @@ def _read_bundle(
     gpg: GnuPG,
     signer: str,
     role: str,
-    parse: Any,
+    parse: _Parser,
     limits: Limits,
     workdir: Path | None,
 ) -> tuple[_Manifest, Path | None, str]:
@@ -509,16 +512,21 @@ def _read_bundle(
     signer = signer.replace(" ", "").upper()
     try:
         total = path.stat().st_size
-        f = path.open("rb")
     except OSError as e:
         raise BundleFormatError(f"cannot read the bundle {path.name}: {e.strerror}") from e
     if total > limits.max_total_bytes:
-        f.close()
         raise MemberTooLargeError(
             f"the bundle is {total} bytes, more than the limit of {limits.max_total_bytes}"
         )
-    folder = Path(tempfile.mkdtemp(prefix=".bundle-", dir=workdir)) if workdir else None
     try:
+        folder = Path(tempfile.mkdtemp(prefix=".bundle-", dir=workdir)) if workdir else None
+    except OSError as e:
+        raise BundleError(f"cannot make a folder in {workdir}: {e.strerror}") from e
+    try:
+        try:
+            f = path.open("rb")
+        except OSError as e:
+            raise BundleFormatError(f"cannot read the bundle {path.name}: {e.strerror}") from e
         with f:
             manifest = _read_members(f, total, gpg, signer, role, parse, limits, folder)
     except BaseException:
@@ -534,7 +542,7 @@ def _read_members(
     gpg: GnuPG,
     signer: str,
     role: str,
-    parse: Any,
+    parse: _Parser,
     limits: Limits,
     folder: Path | None,
 ) -> tuple[_Manifest, str]:
@@ -653,26 +661,28 @@ def _copy_member(tar: tarfile.TarFile, info: tarfile.TarInfo, folder: Path | Non
     reader = tar.extractfile(info)
     assert reader is not None
     digest = hashlib.sha256()
-    out: IO[bytes] | None = None
-    if folder is not None:
-        target = folder / info.name
-        target.parent.mkdir(mode=0o700, exist_ok=True)
-        out = target.open("xb")
-    remaining = info.size
     try:
-        while remaining > 0:
-            chunk = reader.read(min(_CHUNK, remaining))
-            if not chunk:
-                raise TruncatedBundleError(f"the bundle ends in the middle of {info.name}")
-            digest.update(chunk)
-            if out is not None:
-                out.write(chunk)
-            remaining -= len(chunk)
-    except (tarfile.ReadError, OSError) as e:
-        raise TruncatedBundleError(f"the bundle ends in the middle of {info.name}") from e
-    finally:
-        if out is not None:
-            out.close()
+        with contextlib.ExitStack() as stack:
+            out: IO[bytes] | None = None
+            if folder is not None:
+                target = folder / info.name
+                target.parent.mkdir(mode=0o700, exist_ok=True)
+                out = stack.enter_context(target.open("xb"))
+            remaining = info.size
+            while remaining > 0:
+                try:
+                    chunk = reader.read(min(_CHUNK, remaining))
+                except (tarfile.ReadError, OSError):
+                    chunk = b""
+                if not chunk:
+                    raise TruncatedBundleError(f"the bundle ends in the middle of {info.name}")
+                digest.update(chunk)
+                if out is not None:
+                    out.write(chunk)
+                remaining -= len(chunk)
+    except OSError as e:
+        # Writing the verified copy failed: the disk of the importer, not the bundle.
+        raise BundleError(f"cannot keep {info.name} in the work folder: {e.strerror}") from e
     return digest.hexdigest()
 
 
