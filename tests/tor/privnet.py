@@ -187,7 +187,7 @@ def socks_error_code(exc: BaseException) -> int | None:
 
 
 def fetch_until_ok(
-    session: requests.Session, url: str, *, timeout: float = 60.0
+    session: requests.Session, url: str, *, timeout: float = 90.0
 ) -> requests.Response:
     """GET ``url``, retrying while tor reports a transient failure.
 
@@ -198,7 +198,8 @@ def fetch_until_ok(
     last: Exception | None = None
     while time.monotonic() < deadline:
         try:
-            return session.get(url, timeout=max(5.0, min(30.0, deadline - time.monotonic())))
+            # A slow answer is still an answer: tor gives up by itself (SocksTimeout).
+            return session.get(url, timeout=max(5.0, deadline - time.monotonic()))
         except requests.RequestException as exc:
             last = exc
             time.sleep(0.5)
@@ -206,7 +207,7 @@ def fetch_until_ok(
 
 
 def wait_for_socks_error(
-    session: requests.Session, url: str, code: int, *, timeout: float = 60.0
+    session: requests.Session, url: str, code: int, *, timeout: float = 120.0
 ) -> list[int | None]:
     """GET ``url`` until tor refuses with SOCKS reply ``code``; return the codes seen.
 
@@ -216,7 +217,7 @@ def wait_for_socks_error(
     seen: list[int | None] = []
     while time.monotonic() < deadline:
         try:
-            response = session.get(url, timeout=max(5.0, min(30.0, deadline - time.monotonic())))
+            response = session.get(url, timeout=max(5.0, deadline - time.monotonic()))
         except requests.RequestException as exc:
             seen.append(socks_error_code(exc))
             if seen[-1] == code:
