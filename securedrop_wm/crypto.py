@@ -33,6 +33,8 @@ _GPG_CONF = """\
 # Written by securedrop-wm. No network, no automatic key retrieval.
 no-auto-key-locate
 no-auto-key-retrieve
+# Trust is not used (recipients are pinned by fingerprint); skip the per-call trustdb check.
+no-auto-check-trustdb
 no-greeting
 no-comments
 no-emit-version

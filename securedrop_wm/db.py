@@ -8,7 +8,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, MetaData, create_engine, event
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -59,3 +59,37 @@ def alembic_config(url: str, migrations: Path = MIGRATIONS) -> Config:
 def migrate(url: str, migrations: Path = MIGRATIONS) -> None:
     """Bring the database at ``url`` to the newest schema."""
     command.upgrade(alembic_config(url, migrations), "head")
+
+
+def run_migrations_online(target_metadata: MetaData) -> None:
+    """The body of every ``env.py`` here: migrate the configured URL to ``target_metadata``.
+
+    On SQLite, foreign keys are off while migrating: a batch migration recreates a table
+    (copy, DROP, rename) and, with them on, the DROP would cascade and delete every child
+    row. The pragma only takes effect outside a transaction, hence the commit; integrity
+    is checked before the transaction ends.
+    """
+    from alembic import context
+
+    url = context.config.get_main_option("sqlalchemy.url")
+    if url is None:
+        raise RuntimeError("alembic config has no sqlalchemy.url")
+    engine = make_engine(url)
+    with engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.commit()
+        context.configure(
+            connection=connection,
+            target_metadata=target_metadata,
+            render_as_batch=True,
+            compare_type=True,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+            if sqlite:
+                broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    raise RuntimeError(f"migration left rows with dangling foreign keys: {broken}")
+    engine.dispose()
