@@ -103,7 +103,13 @@ def pgp_keys(deploy_env: None, deploy_dir: Path) -> Iterator[Keys]:
 
 @pytest.fixture(scope="session")
 def wheel(deploy_env: None, deploy_dir: Path) -> Path:
-    """The app's wheel, built once from this checkout as an admin would."""
+    """The app's wheel, built once from this checkout as an admin would.
+
+    ``SDWM_DEPLOY_WHEEL`` names a wheel to deploy instead (a release candidate).
+    """
+    given = os.environ.get("SDWM_DEPLOY_WHEEL")
+    if given:
+        return Path(given).resolve()
     out = deploy_dir / "dist"
     run(
         [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", out, REPO],
