@@ -10,8 +10,9 @@ import datetime as dt
 from pathlib import Path
 
 from flask import Flask, current_app
-from flask_babel import Babel
+from flask_babel import Babel, get_locale
 
+from securedrop_wm.translations import html_lang, negotiate_locale, text_direction
 from securedrop_wm.workstation.services import Workstation, open_workstation
 from securedrop_wm.workstation.settings import WorkstationSettings
 from source_ui.i18n import PoDomain
@@ -42,6 +43,12 @@ def create_app(settings: WorkstationSettings, services: Workstation | None = Non
     app.extensions[EXTENSION] = services if services is not None else open_workstation(settings)
     babel = Babel(app, locale_selector=_select_locale)
     babel.domain_instance = PoDomain(TRANSLATIONS)
+
+    @app.context_processor
+    def _language() -> dict[str, str]:
+        locale = str(get_locale())
+        return {"html_lang": html_lang(locale), "text_dir": text_direction(locale)}
+
     init_security(app)
 
     from .views import admin, auth, cases, stats, transfer
@@ -56,7 +63,7 @@ def _select_locale() -> str:
 
     found = TRANSLATIONS.iterdir() if TRANSLATIONS.is_dir() else iter(())
     available = ["en", *(p.name for p in found if p.is_dir())]
-    return request.accept_languages.best_match(available) or "en"
+    return negotiate_locale(request.accept_languages, available) or "en"
 
 
 def services() -> Workstation:
