@@ -181,3 +181,22 @@ def test_reply_date_and_file_count_read_naturally_in_russian(
     page = client.get("/replies").text
     assert f"Отправлено {format_date(drop.today(), 'long', locale='ru')}" in page
     assert '<pre class="reply-text" dir="auto">Мы прочитали ваше сообщение.</pre>' in page
+
+
+@pytest.mark.parametrize(
+    ("accept", "lang", "direction", "title"),
+    [
+        ("ar,en;q=0.5", "ar", "rtl", "تسجيل الدخول"),
+        ("fr-CA", "fr", "ltr", "Se connecter"),
+        ("pt-PT", "pt-BR", "ltr", "Entrar"),
+        ("es-MX", "es", "ltr", "Iniciar sesión"),
+        ("en-US,ar;q=0.5", "en", "ltr", "Log in"),
+        ("de", "en", "ltr", "Log in"),
+    ],
+)
+def test_responder_ui_speaks_the_responders_language(
+    ws_client: FlaskClient, accept: str, lang: str, direction: str, title: str
+) -> None:
+    page = ws_client.get("/login", headers={"Accept-Language": accept}).text
+    assert page_language(page) == (lang, direction)
+    assert f"<title>{title} · securedrop-wm</title>" in page
