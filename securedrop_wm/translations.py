@@ -12,11 +12,13 @@ from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 
-from babel import Locale
+from babel import Locale, UnknownLocaleError
 from babel.core import get_global, parse_locale
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import NullTranslations, Translations
+
+from .errors import SettingsError
 
 RTL_LANGUAGES = frozenset({"ar", "fa", "ur", "he", "ps", "ckb", "sd", "yi", "ug", "dv"})
 
@@ -39,6 +41,27 @@ def load_translations(directory: Path, locale: str, domain: str = "messages") ->
     write_mo(buffer, catalog, use_fuzzy=False)
     buffer.seek(0)
     return Translations(fp=buffer, domain=domain)
+
+
+def check_languages(
+    directory: Path, languages: Iterable[str], source: str = "en", domain: str = "messages"
+) -> None:
+    """Make sure every offered language can really be shown: Babel knows it, and it has a
+    catalog (the ``source`` language, that of the code, needs none).
+
+    :raises SettingsError: naming the first language that cannot.
+    """
+    for locale in languages:
+        try:
+            Locale.parse(locale)
+        except (ValueError, UnknownLocaleError):
+            raise SettingsError(
+                f"setting 'languages': {locale!r} is not a locale name (like 'fr' or 'pt_BR')"
+            ) from None
+        if locale != source and not (directory / locale / "LC_MESSAGES" / f"{domain}.po").exists():
+            raise SettingsError(
+                f"setting 'languages': there is no translation for {locale!r} in {directory}"
+            )
 
 
 def text_direction(locale: str) -> str:

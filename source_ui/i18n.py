@@ -11,6 +11,7 @@ from flask import Flask, current_app, g, request, session
 from flask_babel import Babel, Domain, format_date, get_locale
 
 from securedrop_wm.translations import (
+    check_languages,
     html_lang,
     language_name,
     load_translations,
@@ -63,7 +64,11 @@ def local_date(day: str | dt.date) -> str:
 
 
 def init_i18n(app: Flask, directory: Path, languages: tuple[str, ...], default: str) -> None:
-    """Configure Flask-Babel and the template helpers for language and direction."""
+    """Configure Flask-Babel and the template helpers for language and direction.
+
+    :raises SettingsError: if an offered language has no catalog.
+    """
+    check_languages(directory, languages)
     app.config["SDWM_LANGUAGES"] = languages
     app.config["SDWM_DEFAULT_LANGUAGE"] = default
     babel = Babel(app, locale_selector=request_locale)

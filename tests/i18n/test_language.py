@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import pytest
@@ -11,10 +12,12 @@ from sqlalchemy import select
 
 from securedrop_wm.codenames import available_languages, load_wordlist
 from securedrop_wm.drop import Drop
+from securedrop_wm.errors import SettingsError
 from securedrop_wm.models import Source
 from securedrop_wm.settings import Settings
 from securedrop_wm.sources import add_reply
 from securedrop_wm.translations import negotiate_locale
+from source_ui import create_app
 from tests.conftest import CODENAME_RE, csrf_token, new_source, post_multipart
 
 # What Tor Browser sends whatever the user's language (privacy.spoof_english).
@@ -200,3 +203,14 @@ def test_responder_ui_speaks_the_responders_language(
     page = ws_client.get("/login", headers={"Accept-Language": accept}).text
     assert page_language(page) == (lang, direction)
     assert f"<title>{title} · securedrop-wm</title>" in page
+
+
+@pytest.mark.parametrize(
+    ("languages", "named"), [(("en", "nl"), "'nl'"), (("en", "fr", "not a locale"), "locale")]
+)
+def test_a_language_without_a_catalog_is_refused_at_start(
+    settings: Settings, drop: Drop, languages: tuple[str, ...], named: str
+) -> None:
+    # Offering Dutch without a Dutch catalog would show English under lang="nl".
+    with pytest.raises(SettingsError, match=named):
+        create_app(dataclasses.replace(settings, languages=languages), drop)
