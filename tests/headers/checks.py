@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from http.cookies import SimpleCookie
 
 from flask import Flask
-from werkzeug.routing import Rule
+from werkzeug.routing import IntegerConverter, Rule
 from werkzeug.test import TestResponse
 
 # Values a route's placeholders take when a test walks every route; anything unknown
@@ -25,8 +25,14 @@ _HOST_SOURCE = re.compile(r"(?:https?:|wss?:|\*|data:|blob:)")
 def routes(app: Flask) -> Iterator[tuple[Rule, str]]:
     """Every rule of ``app`` with a concrete path to request it."""
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
-        values = {arg: PLACEHOLDERS.get(arg, str(uuid.uuid4())) for arg in rule.arguments}
+        values = {arg: _placeholder(rule, arg) for arg in rule.arguments}
         yield rule, rule.build(values, append_unknown=False)[1]  # type: ignore[index]
+
+
+def _placeholder(rule: Rule, arg: str) -> object:
+    if isinstance(rule._converters.get(arg), IntegerConverter):
+        return 1
+    return PLACEHOLDERS.get(arg, str(uuid.uuid4()))
 
 
 def header_problems(response: TestResponse, *, html_csp: bool = True) -> list[str]:
