@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from http.cookies import SimpleCookie
 
 from flask import Flask
+from flask.testing import FlaskClient
 from werkzeug.routing import IntegerConverter, Rule
 from werkzeug.test import TestResponse
 
@@ -19,6 +20,7 @@ from werkzeug.test import TestResponse
 # becomes a random UUID, which no route accepts as an existing object.
 PLACEHOLDERS = {"lang": "fr", "filename": "style.css", "path": "style.css"}
 
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 _HOST_SOURCE = re.compile(r"(?:https?:|wss?:|\*|data:|blob:)")
 
 
@@ -27,6 +29,26 @@ def routes(app: Flask) -> Iterator[tuple[Rule, str]]:
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
         values = {arg: _placeholder(rule, arg) for arg in rule.arguments}
         yield rule, rule.build(values, append_unknown=False)[1]  # type: ignore[index]
+
+
+def walk(
+    app: Flask, client: FlaskClient, token_page: str, last: tuple[str, ...] = ()
+) -> tuple[list[str], set[str]]:
+    """Request every route with GET and POST (with a fresh CSRF token from ``token_page``),
+    the endpoints in ``last`` (a logout) at the end; return the problems and endpoints."""
+    problems: list[str] = []
+    seen = set()
+    for rule, path in sorted(routes(app), key=lambda r: r[0].endpoint in last):
+        seen.add(rule.endpoint)
+        for method in ("GET", "POST"):
+            token = CSRF.search(client.get(token_page).text)
+            data = {"csrf_token": token.group(1)} if token else {}
+            with client.open(path, method=method, data=data) as response:
+                label = f"{method} {path} -> {response.status_code}"
+                if response.status_code >= 500:
+                    problems.append(f"{label}: server error")
+                problems += [f"{label}: {p}" for p in header_problems(response)]
+    return problems, seen
 
 
 def _placeholder(rule: Rule, arg: str) -> object:

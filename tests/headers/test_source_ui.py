@@ -21,31 +21,11 @@ from source_ui import create_app
 from tests.conftest import CSRF_RE, new_source
 from tests.live import LiveServer
 
-from .checks import header_problems, headers_problems, routes
-
-LAST = ("source.logout",)  # ends the session: walked last
-
-
-def _walk(app: Flask, client: FlaskClient, token_page: str) -> tuple[list[str], set[str]]:
-    """Request every route with GET and POST; return the problems and endpoints seen."""
-    problems: list[str] = []
-    seen = set()
-    ordered = sorted(routes(app), key=lambda r: r[0].endpoint in LAST)
-    for rule, path in ordered:
-        seen.add(rule.endpoint)
-        for method in ("GET", "POST"):
-            token = CSRF_RE.search(client.get(token_page).text)
-            data = {"csrf_token": token.group(1)} if token else {}
-            with client.open(path, method=method, data=data) as response:
-                label = f"{method} {path} -> {response.status_code}"
-                if response.status_code >= 500:
-                    problems.append(f"{label}: server error")
-                problems += [f"{label}: {p}" for p in header_problems(response)]
-    return problems, seen
+from .checks import header_problems, headers_problems, walk
 
 
 def test_every_route_for_a_visitor(app: Flask, client: FlaskClient) -> None:
-    problems, seen = _walk(app, client, "/login")
+    problems, seen = walk(app, client, "/login", ("source.logout",))
     assert problems == []
     # The walk reached the routes that matter, whatever else is added later.
     assert {"main.index", "source.login", "source.submit", "source.delete", "static"} <= seen
@@ -56,7 +36,7 @@ def test_every_route_for_a_logged_in_source(app: Flask, client: FlaskClient, dro
     with drop.sessions() as db:
         designation = db.scalars(select(Source.designation)).one()
     add_reply(drop, designation, "We read your report.")
-    problems, seen = _walk(app, client, "/submit")
+    problems, seen = walk(app, client, "/submit", ("source.logout",))
     assert problems == []
     assert "source.replies" in seen
 
