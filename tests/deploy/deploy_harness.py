@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import re
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -36,6 +38,8 @@ CACHE_DIR = Path(os.environ.get("SDWM_DEPLOY_CACHE", Path.home() / ".cache" / "s
 BASE_PACKAGES = ("python3", "systemd", "systemd-sysv", "dbus", "openssh-server", "iproute2")
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+REPO = Path(__file__).resolve().parents[2]
+ANSIBLE_DIR = REPO / "ansible"
 
 
 class HarnessError(RuntimeError):
@@ -373,24 +377,24 @@ class Container:
 
     # -- tear down ------------------------------------------------------------------
 
-    def destroy(self, grace: float = 8) -> None:
-        """Power the container off, then make sure nothing made for it is left."""
+    def destroy(self) -> None:
+        """Stop the container at once, then make sure nothing made for it is left.
+
+        A throwaway container needs no clean shutdown (tor alone would wait its
+        ShutdownWaitLength): killing its PID 1 ends its whole pid namespace, and nspawn
+        then removes the veth and its mounts.
+        """
         if self.nspawn is not None and self.nspawn.poll() is None:
-            # SIGTERM makes nspawn ask the container's systemd to power off cleanly. A
-            # throwaway container need not wait for slow stops (tor waits on SIGINT):
-            # past the grace period its PID 1 is killed, which ends its pid namespace.
-            self.nspawn.send_signal(signal.SIGTERM)
+            if self.leader is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self.leader, signal.SIGKILL)
+            else:
+                self.nspawn.send_signal(signal.SIGTERM)
             try:
-                self.nspawn.wait(grace)
+                self.nspawn.wait(15)
             except subprocess.TimeoutExpired:
-                if self.leader is not None:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(self.leader, signal.SIGKILL)
-                try:
-                    self.nspawn.wait(10)
-                except subprocess.TimeoutExpired:
-                    self.nspawn.kill()
-                    self.nspawn.wait(10)
+                self.nspawn.kill()
+                self.nspawn.wait(10)
         # Anything still in the container's cgroups (an sshd -i, a stray helper): by pid.
         for cgroup in reversed(self.cgroups):
             for _ in range(50):
@@ -426,6 +430,113 @@ def _rmdir_cgroup(cgroup: Path) -> None:
         with contextlib.suppress(OSError):
             sub.rmdir()
     cgroup.rmdir()
+
+
+def _end_group(proc: subprocess.Popen[bytes]) -> None:
+    """End a process we started and everything in its session, by its group id."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(5)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _ansible_playbook() -> str:
+    beside_python = Path(sys.executable).parent / "ansible-playbook"
+    if beside_python.exists():
+        return str(beside_python)
+    found = shutil.which("ansible-playbook")
+    if not found:
+        raise HarnessError("ansible-playbook not found: install ansible-core")
+    return found
+
+
+@dataclass
+class Deployment:
+    """One container and the Ansible inventory that reaches it."""
+
+    box: Container
+    workdir: Path
+    admin_dir: Path
+    extra_vars: dict[str, object]
+    logs: list[Path] = field(default_factory=list)
+    recaps: list[dict[str, int]] = field(default_factory=list)
+
+    def inventory(self) -> Path:
+        """Write the inventory for this container (its leader pid changes per boot)."""
+        path = self.workdir / "hosts.json"
+        ssh_args = (
+            f"-o ProxyCommand='{self.box.ssh_proxy_command()}' "
+            "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
+        )
+        host = {
+            "ansible_host": self.box.name,
+            "ansible_user": "root",
+            "ansible_ssh_private_key_file": str(self.box.ssh_key),
+            "ansible_ssh_common_args": ssh_args,
+        }
+        path.write_text(
+            json.dumps({"all": {"children": {"drop_servers": {"hosts": {self.box.name: host}}}}})
+        )
+        return path
+
+    def playbook(self, name: str, **extra: object) -> dict[str, int]:
+        """Run ``ansible/NAME`` against the container; return its recap counters."""
+        vars_file = self.workdir / f"vars-{len(self.logs)}.json"
+        vars_file.write_text(json.dumps({**self.extra_vars, **extra}))
+        log = self.workdir / f"ansible-{len(self.logs)}-{name.removesuffix('.yml')}.log"
+        self.logs.append(log)
+        env = {
+            **os.environ,
+            "ANSIBLE_CONFIG": str(ANSIBLE_DIR / "ansible.cfg"),
+            "ANSIBLE_HOST_KEY_CHECKING": "False",
+            "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_LOCAL_TEMP": str(self.workdir / "ansible-tmp"),
+            "ANSIBLE_SSH_CONTROL_PATH_DIR": str(self.workdir / "cp"),
+            "ANSIBLE_SSH_ARGS": "-o ControlMaster=auto -o ControlPersist=300s",
+        }
+        started = time.monotonic()
+        args = [
+            _ansible_playbook(),
+            "-i",
+            str(self.inventory()),
+            "-e",
+            f"@{vars_file}",
+            str(ANSIBLE_DIR / name),
+        ]
+        with log.open("w") as out:
+            # A session of its own, so that ansible's workers and ssh end with it.
+            proc = subprocess.Popen(  # noqa: S603
+                args,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=ANSIBLE_DIR,
+                start_new_session=True,
+            )
+            try:
+                proc.wait(timeout=1200)
+            finally:
+                if proc.poll() is None:
+                    _end_group(proc)
+        text = log.read_text()
+        recap = re.search(rf"^{re.escape(self.box.name)}\s+:\s+(.*)$", text, re.M)
+        if proc.returncode != 0 or not recap:
+            raise HarnessError(
+                f"{name} failed (exit {proc.returncode}); log {log}:\n{text[-6000:]}"
+            )
+        counts = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", recap.group(1))}
+        counts["seconds"] = round(time.monotonic() - started)
+        self.recaps.append(counts)
+        return counts
+
+    def close_ssh(self) -> None:
+        """End ssh's persistent connections to this container, by their control sockets."""
+        for sock in (self.workdir / "cp").glob("*"):
+            run(["ssh", "-o", f"ControlPath={sock}", "-O", "exit", "x"], check=False, timeout=10)
 
 
 @contextlib.contextmanager

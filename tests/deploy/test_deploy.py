@@ -16,10 +16,12 @@ import hashlib
 import shlex
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import Deployment
+
+from tests.deploy.deploy_harness import Deployment
 
 # Under a busy CI machine a first deployment can take minutes: the module's setup
 # (two site.yml runs) and the restore test get a generous bound of their own.
@@ -31,21 +33,24 @@ TRANSFER_HS = "/var/lib/tor/sdwm-transfer"
 SOURCE_SOCKET = "/run/securedrop-wm/source.sock"
 UNITS = ("tor@default.service", "securedrop-wm-source.service", "securedrop-wm-transfer.service")
 CLIENT = Path(__file__).with_name("source_client.py")
+CLIENT_IN_BOX = "/usr/local/share/sdwm-source-client.py"
 
 
 @pytest.fixture(scope="module")
-def drop(deployment_factory) -> Deployment:  # type: ignore[no-untyped-def]
+def drop(deployment_factory: Callable[[str, int], Deployment]) -> Deployment:
     """A container with site.yml applied twice; the recaps are kept on it."""
     deployment = deployment_factory("sdwm-drop-a", 1)
     deployment.playbook("site.yml")
     deployment.playbook("site.yml")
-    shutil_copy_client(deployment)
+    copy_client(deployment)
     return deployment
 
 
-def shutil_copy_client(deployment: Deployment) -> None:
-    """Put the source client script into the container's /root."""
-    (deployment.box.root / "root/source_client.py").write_text(CLIENT.read_text())
+def copy_client(deployment: Deployment) -> None:
+    """Put the source client script into the container, readable by every user."""
+    target = deployment.box.root / CLIENT_IN_BOX.lstrip("/")
+    target.write_text(CLIENT.read_text())
+    target.chmod(0o644)
 
 
 def sh(deployment: Deployment, script: str) -> str:
@@ -53,7 +58,7 @@ def sh(deployment: Deployment, script: str) -> str:
 
 
 def source_get(deployment: Deployment, path: str = "/") -> int:
-    return int(sh(deployment, f"python3 /root/source_client.py {SOURCE_SOCKET} get {path}"))
+    return int(sh(deployment, f"python3 {CLIENT_IN_BOX} {SOURCE_SOCKET} get {path}"))
 
 
 def stat(deployment: Deployment, path: str) -> str:
@@ -120,7 +125,12 @@ def test_transfer_onion_requires_client_auth(drop: Deployment) -> None:
 
 def test_source_ui_answers_inside_and_listens_on_no_port(drop: Deployment) -> None:
     assert source_get(drop, "/") == 200
-    assert stat(drop, SOURCE_SOCKET) == "660 sdwm debian-tor"
+    # Tor's user can reach the apps' sockets; any other user cannot even see them.
+    client = f"python3 {CLIENT_IN_BOX} {SOURCE_SOCKET} get /"
+    assert sh(drop, f"runuser -u debian-tor -- {client}") == "200"
+    refused = drop.box.sh(f"runuser -u nobody -- {client}", check=False)
+    assert refused.returncode != 0
+    assert "PermissionError" in refused.stderr
     # The only TCP listener is sshd; the apps have unix sockets only.
     listeners = sh(drop, "ss -Hltnp")
     assert all("sshd" in line for line in listeners.splitlines()), listeners
@@ -140,7 +150,8 @@ def test_firewall_drops_what_comes_from_outside(drop: Deployment) -> None:
         with pytest.raises(TimeoutError):
             socket.create_connection((drop.box.ip, port), timeout=3)
         # From inside the container it is there all along.
-        assert sh(drop, f"python3 -c 'import socket; socket.create_connection((\"127.0.0.1\", {port}))' && echo ok") == "ok"
+        probe = f"import socket; socket.create_connection(('127.0.0.1', {port}))"
+        assert sh(drop, f'python3 -c "{probe}" && echo ok') == "ok"
     finally:
         drop.box.exec(["systemctl", "stop", "sdwm-probe"], check=False)
     ruleset = sh(drop, "nft list ruleset")
@@ -154,7 +165,10 @@ def test_requests_leave_no_log(drop: Deployment) -> None:
         return int(sh(drop, f"journalctl --no-pager -q -o cat {units} | wc -l"))
 
     def log_files() -> str:
-        return sh(drop, f"find /var/log {DATA} -type f -newermt '-1 hour' -printf '%p %s\\n' | grep -v -e '/store/' -e 'db.sqlite' | sort || true")
+        # Every file under /var/log and the data dir, with its size; the store and
+        # the database change only with a report, which these requests do not make.
+        found = f"find /var/log {DATA} -type f -printf '%p %s\\n'"
+        return sh(drop, f"{found} | grep -v -e '/store/' -e 'db.sqlite' | sort || true")
 
     before_lines, before_files = journal_lines(), log_files()
     for path in ("/", "/generate", "/login", "/does-not-exist", "/safety"):
@@ -198,9 +212,13 @@ def test_hardening(drop: Deployment) -> None:
     for profile in ("/etc/apparmor.d/securedrop-wm-app", "/etc/apparmor.d/system_tor"):
         drop.box.exec(["apparmor_parser", "-Q", "-K", "-T", profile])
     # The apps run sandboxed, as the unprivileged app user, with no network.
-    show = sh(drop, "systemctl show -p User -p ProtectSystem -p PrivateNetwork -p NoNewPrivileges securedrop-wm-source")
+    props = "-p User -p ProtectSystem -p PrivateNetwork -p NoNewPrivileges"
+    show = sh(drop, f"systemctl show {props} securedrop-wm-source")
     assert set(show.splitlines()) >= {
-        "User=sdwm", "ProtectSystem=strict", "PrivateNetwork=yes", "NoNewPrivileges=yes"
+        "User=sdwm",
+        "ProtectSystem=strict",
+        "PrivateNetwork=yes",
+        "NoNewPrivileges=yes",
     }
 
 
@@ -208,13 +226,15 @@ def submissions(deployment: Deployment) -> tuple[str, str]:
     """What the drop holds: its sources and reports, and the ciphertexts' digests."""
     cli = "runuser -u sdwm -- env SDWM_CONFIG=/var/lib/securedrop-wm/config.toml"
     listed = sh(deployment, f"{cli} /opt/securedrop-wm/venv/bin/securedrop-wm list-sources")
-    digests = sh(deployment, f"cd {DATA}/store && find . -type f -print0 | sort -z | xargs -0r sha256sum")
+    digests = sh(deployment, f"cd {DATA}/store && find . -type f | sort | xargs -r sha256sum")
     return listed, digests
 
 
-def test_backup_restores_into_a_fresh_server(drop: Deployment, deployment_factory) -> None:  # type: ignore[no-untyped-def]
+def test_backup_restores_into_a_fresh_server(
+    drop: Deployment, deployment_factory: Callable[[str, int], Deployment]
+) -> None:
     # Given a report in the drop
-    assert int(sh(drop, f"python3 /root/source_client.py {SOURCE_SOCKET} submit 'A report'")) == 200
+    assert int(sh(drop, f"python3 {CLIENT_IN_BOX} {SOURCE_SOCKET} submit 'A report'")) == 200
     held = submissions(drop)
     assert "1 report(s)" in held[0]
     assert held[1]
@@ -225,7 +245,7 @@ def test_backup_restores_into_a_fresh_server(drop: Deployment, deployment_factor
     assert sh(drop, "ls -A /var/backups/securedrop-wm") == ""
     assert source_get(drop, "/") == 200  # the apps came back after the backup
     fresh = deployment_factory("sdwm-drop-b", 2)
-    shutil_copy_client(fresh)
+    copy_client(fresh)
     fresh.playbook("restore.yml", sdwm_backup_restore_archive=str(archive))
     # Then it has the same onion addresses and the same submissions
     for name in ("source", "transfer"):
@@ -240,8 +260,9 @@ def test_backup_restores_into_a_fresh_server(drop: Deployment, deployment_factor
 
 def test_rotating_transfer_credentials(drop: Deployment) -> None:
     auth_private = drop.admin_dir / "clients/transfer.auth_private"
-    old_private, old_auth = auth_private.read_text(), sh(
-        drop, f"cat {TRANSFER_HS}/authorized_clients/transfer.auth"
+    old_private, old_auth = (
+        auth_private.read_text(),
+        sh(drop, f"cat {TRANSFER_HS}/authorized_clients/transfer.auth"),
     )
     recap = drop.playbook("rotate-transfer-credentials.yml")
     assert recap["changed"] > 0

@@ -44,13 +44,14 @@ auth_line:
   sample: descriptor:x25519:N2NU7BSRL6YODZCYPN4CREB54TYLKGIE2KYOQWLFYC23ZJVCE5DQ
 """
 
-import base64
-import os
-import tempfile
+# Ansible wants the documentation above the imports.
+import base64  # noqa: E402
+import os  # noqa: E402
+import tempfile  # noqa: E402
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
-try:
+try:  # noqa: E402
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 except ImportError:  # pragma: no cover - reported by the module at run time
