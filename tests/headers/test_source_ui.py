@@ -160,3 +160,21 @@ def test_real_server_responses_carry_the_headers(live_server: LiveServer) -> Non
         problems += [f"{label}: {p}" for p in headers_problems(response.headers, set_cookies)]
     http.close()
     assert problems == []
+
+
+def test_a_session_reaches_only_its_own_replies(app: Flask, drop: Drop) -> None:
+    """A source who learns another source's reply id can neither read nor delete it."""
+    alice, mallory = app.test_client(), app.test_client()
+    new_source(alice)
+    with drop.sessions() as db:
+        designation = db.scalars(select(Source.designation)).one()
+    reply = add_reply(drop, designation, "For Alice only.")
+    new_source(mallory)
+    page = mallory.get("/replies")
+    assert "For Alice only." not in page.text
+    token = CSRF_RE.search(page.text)
+    assert token
+    attempt = mallory.post(f"/replies/{reply}/delete", data={"csrf_token": token.group(1)})
+    assert attempt.status_code == 302
+    assert "That reply no longer exists." in mallory.get("/replies").text
+    assert "For Alice only." in alice.get("/replies").text
