@@ -48,7 +48,8 @@ class EncryptedSessionInterface(SessionInterface):
         except (ValueError, InvalidTag, KeyError, TypeError, UnicodeError):
             return SourceSession()
         if self._clock() - seen > self._lifetime:
-            session = SourceSession()
+            # Everything goes but the chosen language, so the expiry page is readable.
+            session = SourceSession({"lang": payload["lang"]} if "lang" in payload else {})
             session.expired = True
             return session
         return SourceSession(payload)

@@ -58,6 +58,7 @@ def test_wrong_codename_is_refused_clearly(client: FlaskClient) -> None:
 def test_expired_session_gets_a_clear_page(settings: Settings, drop: Drop) -> None:
     now = [time.time()]
     client = create_app(settings, drop, clock=lambda: now[0]).test_client()
+    client.get("/language/fr")
     new_source(client)
     page = client.get("/submit")
     now[0] += settings.session_minutes * 60 + 1
@@ -65,7 +66,8 @@ def test_expired_session_gets_a_clear_page(settings: Settings, drop: Drop) -> No
         "/submit", data={"csrf_token": csrf_token(page.text), "what_happened": "late"}
     )
     assert response.status_code == 401
-    assert "Your session expired" in response.text
+    assert "Votre session a expiré" in response.text  # the chosen language outlives it
+    assert 'href="/login"' in response.text
     now[0] += 1
     assert client.get("/replies").status_code == 302  # session gone: to the login page
 
