@@ -62,6 +62,7 @@ __all__ = [
     "TorStatus",
     "TorTooOldError",
     "add_authorized_client",
+    "ensure_service_key",
     "generate_client_keypair",
     "list_authorized_clients",
     "remove_authorized_client",
@@ -224,6 +225,19 @@ def service_address(key_dir: Path) -> str | None:
     if not _SERVICE_ID.fullmatch(hostname.removesuffix(".onion")):
         raise KeyFileError(f"{key_dir / HOSTNAME_FILE} does not hold an onion address")
     return hostname
+
+
+def ensure_service_key(key_dir: Path) -> str:
+    """Make the service key in ``key_dir`` if it has none yet; return its ``.onion``
+    address, known before anything is published (e.g. to hand a client its key line).
+
+    :raises KeyFileError: the key dir or key cannot be made or read.
+    """
+    _load_or_create_key(key_dir)
+    address = service_address(key_dir)
+    if address is None:
+        raise KeyFileError(f"{Path(key_dir) / HOSTNAME_FILE} is missing beside its key")
+    return address
 
 
 def list_authorized_clients(key_dir: Path) -> list[AuthorizedClient]:
