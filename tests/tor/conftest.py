@@ -28,6 +28,10 @@ from privnet import (
     socks_session,
 )
 
+# The bundle fixtures, for the transfer tests: the server key pinned by the workstation,
+# the workstation's signing key, a work folder.
+from tests.bundles.helpers import signer_gpg, workdir, workstation_gpg  # noqa: F401
+
 __all__ = ["PrivateTorNetwork", "TorClient", "socks_session", "tor_session"]
 
 _TIMINGS = pytest.StashKey[dict[str, float]]()
@@ -43,8 +47,8 @@ def tor_network(
     """
     if not shutil.which("tor") or not shutil.which("tor-gencert"):
         pytest.fail("Debian's 'tor' package (tor, tor-gencert) is needed for the Tor tests")
-    workdir = tmp_path_factory.mktemp("tornet")
-    with running_network(workdir, key_cache=default_key_cache()) as net:
+    net_dir = tmp_path_factory.mktemp("tornet")
+    with running_network(net_dir, key_cache=default_key_cache()) as net:
         pytestconfig.stash[_TIMINGS] = net.timings
         yield net
 
