@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -30,6 +31,7 @@ from securedrop_wm.crypto import GnuPG
 from securedrop_wm.drop import Drop
 from securedrop_wm.transfer import create_token
 from securedrop_wm.transfer_client import (
+    OutputError,
     TransferClient,
     TransferError,
     TransferInterruptedError,
@@ -37,6 +39,7 @@ from securedrop_wm.transfer_client import (
 )
 from tests.bundles.helpers import encrypt_reply, new_id, reply_bundle, submit
 from tests.conftest import Responders
+from tests.faults.disk import tmpfs
 from tests.live import free_port
 
 pytestmark = pytest.mark.tor
@@ -239,3 +242,37 @@ def test_broken_download_leaves_nothing_and_a_retry_starts_clean(
     server_fpr = drop.settings.signing_fingerprint
     with verify_export_bundle(bundle.path, workstation_gpg, server_fpr, workdir) as verified:
         assert any(i.size > len(video) for i in verified.manifest.items)
+
+
+def test_a_full_disk_is_told_and_leaves_nothing(
+    tor_network: PrivateTorNetwork, transfer_onion: TransferOnion, drop: Drop, tmp_path: Path
+) -> None:
+    laptop = tor_network.clients[0]
+    submit(drop, {"recording.webm": os.urandom(6 << 20)})
+    settings = load_transfer_settings(
+        None,
+        onion=transfer_onion.address,
+        socks=f"127.0.0.1:{laptop.socks_port}",
+        token_file=transfer_onion.token_file,
+        retries=2,
+        retry_delay=1,
+    )
+    with TransferClient(settings) as client:
+        # A USB stick too small for the bundle: refused before a byte is written.
+        with tmpfs("2m") as small:
+            with pytest.raises(OutputError, match="not enough space"):
+                client.pull(small)
+            assert list(small.iterdir()) == []
+
+        # A stick that fills up during the download (something else writes to it):
+        # the disk is named as full, not as a broken transfer, and nothing is kept.
+        with tmpfs("8m") as stick:
+            filler = stick / "holiday-photos.jpg"
+
+            def fill_up(done: int, total: int) -> None:
+                if done and not filler.exists():
+                    filler.write_bytes(b"\0" * (shutil.disk_usage(stick).free - (64 << 10)))
+
+            with pytest.raises(OutputError, match="is full; nothing was kept"):
+                client.pull(stick, progress=fill_up)
+            assert list(stick.iterdir()) == [filler]
