@@ -59,6 +59,29 @@ class ReportError(SecureDropError):
     """Raised when a report is refused (empty, too large, malformed); nothing is kept."""
 
 
+class FileNameError(ReportError):
+    """Raised when an attached file's name is refused; nothing of the file is kept.
+
+    ``reason`` says why, so that a UI can tell the source in their own language:
+    ``"length"`` (empty or longer than 255 characters), ``"control"`` (a control
+    character) or ``"path"`` (a folder path, ``.`` or ``..``). The message is English, for
+    the command line, logs and tests.
+    """
+
+    REASONS = ("length", "control", "path")
+
+    reason: str
+
+    def __init__(self, reason: str, message: str) -> None:
+        if reason not in self.REASONS:
+            raise ValueError(f"unknown file name reason {reason!r}")
+        super().__init__(message)
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[type[FileNameError], tuple[str, str]]:
+        return (type(self), (self.reason, str(self)))
+
+
 class ReportTooLargeError(ReportError):
     """Raised when a report's files exceed the configured limit."""
 

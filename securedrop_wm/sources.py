@@ -19,6 +19,7 @@ from .crypto import EncryptingWriter
 from .drop import Drop
 from .errors import (
     EmptyReportError,
+    FileNameError,
     ReportError,
     ReportTooLargeError,
     SecureDropError,
@@ -143,7 +144,8 @@ def source_exists(drop: Drop, source_id: SourceId) -> bool:
 def start_file(drop: Drop, filename: str) -> PendingFile:
     """Begin encrypting an attached file as its bytes arrive.
 
-    :raises ReportError: when the name is unacceptable (path parts, control characters).
+    :raises FileNameError: when the name is unacceptable (length, control characters,
+        path parts).
     """
     name = check_filename(filename)
     temp = drop.store.new_temp_path()
@@ -154,14 +156,17 @@ def start_file(drop: Drop, filename: str) -> PendingFile:
 def check_filename(filename: str) -> str:
     """Return ``filename`` if it is a plain name; refuse path parts and control characters.
 
-    :raises ReportError: with a reason a source can act on.
+    :raises FileNameError: whose ``reason`` (``"length"``, ``"control"`` or ``"path"``)
+        a UI can tell the source in their language.
     """
     if not filename or len(filename) > MAX_FILENAME_CHARS:
-        raise ReportError("a file name must have between 1 and 255 characters")
+        raise FileNameError(
+            "length", f"a file name must have between 1 and {MAX_FILENAME_CHARS} characters"
+        )
     if any(ord(c) < 32 or ord(c) == 127 for c in filename):
-        raise ReportError("a file name must not contain control characters")
+        raise FileNameError("control", "a file name must not contain control characters")
     if "/" in filename or "\\" in filename or filename in (".", ".."):
-        raise ReportError("a file name must not contain a folder path")
+        raise FileNameError("path", "a file name must not contain a folder path")
     return filename
 
 

@@ -64,7 +64,7 @@ class UploadRequest(Request):
         try:
             pending = start_file(get_drop(current_app), filename)
         except ReportError as e:
-            g.setdefault("upload_errors", []).append(str(e))
+            g.setdefault("upload_errors", []).append(e)
             return _Discard()  # type: ignore[return-value]
         g.setdefault("pending_files", []).append(pending)
         return pending.writer  # type: ignore[return-value]
@@ -76,9 +76,13 @@ def pending_files() -> list[PendingFile]:
     return files
 
 
-def upload_errors() -> list[str]:
-    """Why file parts of this request were refused."""
-    errors: list[str] = g.get("upload_errors", [])
+def upload_errors() -> list[ReportError]:
+    """Why file parts of this request were refused, in the order they arrived.
+
+    The errors themselves, not their English text: the view tells the source why in the
+    page's language (a :class:`~securedrop_wm.errors.FileNameError` carries its reason).
+    """
+    errors: list[ReportError] = g.get("upload_errors", [])
     return errors
 
 

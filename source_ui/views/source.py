@@ -26,6 +26,7 @@ from securedrop_wm.codenames import (
 from securedrop_wm.errors import (
     CodenameError,
     EmptyReportError,
+    FileNameError,
     ReportError,
     ReportTooLargeError,
     SourceNotFoundError,
@@ -187,7 +188,7 @@ def submit() -> Any:
     errors = upload_errors()
     if errors:
         abort_files(files)
-        return _form_error(context, form, errors[0], 400)
+        return _form_error(context, form, _file_refusal(errors[0]), 400)
     fields = ReportFields(
         category=form["category"],
         what_happened=form["what_happened"],
@@ -213,6 +214,18 @@ def submit() -> Any:
     _rotate_csrf()
     session["receipt"] = {"files": receipt.files, "danger": receipt.danger}
     return redirect(url_for("source.thanks"))
+
+
+def _file_refusal(error: ReportError) -> str:
+    """Why an attached file was refused, in the page's language."""
+    if isinstance(error, FileNameError):
+        if error.reason == "length":
+            return _("A file name must have between 1 and 255 characters.")
+        if error.reason == "control":
+            return _("A file name must not contain control characters.")
+        if error.reason == "path":
+            return _("A file name must not contain a folder path.")
+    return str(error)
 
 
 def _form_error(context: dict[str, Any], form: dict[str, str], message: str, code: int) -> Any:

@@ -120,6 +120,18 @@ def test_bad_file_names_are_refused_and_nothing_is_kept(
     assert store_files(data_dir) == set()
 
 
+def test_a_refused_file_name_is_explained_in_the_page_language(
+    client: FlaskClient, data_dir: Path
+) -> None:
+    client.get("/language/ar")
+    new_source(client)
+    response = _post_report(client, what_happened="x", files=[(b"data", "../secret.txt")])
+    assert response.status_code == 400
+    assert "يجب ألا يحتوي اسم الملف على مسار مجلد." in response.text
+    assert "folder path" not in response.text
+    assert store_files(data_dir) == set()
+
+
 def test_unicode_file_names_are_fine(client: FlaskClient, data_dir: Path) -> None:
     new_source(client)
     response = _post_report(client, what_happened="x", files=[(b"data", "صورة الشاشة.png")])
