@@ -114,6 +114,9 @@ class SourceClient:
         self.base_url = base_url
         self.timeout = timeout
         self.http = requests.Session()
+        # A fresh connection per request: a kept-alive one the server has just timed out
+        # would fail the next request for a reason no source would meet (browsers retry).
+        self.http.headers["Connection"] = "close"
         self.page = ""
 
     def get(self, path: str) -> requests.Response:
