@@ -46,6 +46,9 @@ def gunicorn_options(host: str, port: int, workers: int, threads: int) -> dict[s
         "worker_tmp_dir": "/dev/shm" if os.path.isdir("/dev/shm") else None,  # noqa: S108
         "limit_request_line": 4094,
         "limit_request_fields": 50,
+        # No control socket (~/.gunicorn/gunicorn.ctl): one less surface, nothing outside
+        # the data dir.
+        "control_socket_disable": True,
         "forwarded_allow_ips": "",
         "proxy_allow_ips": "",
     }

@@ -101,7 +101,8 @@ class LiveServer:
         if self.process is None or self.process.poll() is not None:
             return
         pgid = os.getpgid(self.process.pid)
-        os.killpg(pgid, signal.SIGTERM)
+        # SIGINT is gunicorn's quick shutdown; SIGTERM would wait for idle keep-alives.
+        os.killpg(pgid, signal.SIGINT)
         try:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
