@@ -10,14 +10,21 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.deploy.deploy_harness import CACHE_DIR, REPO, Container, Deployment, booted, run
+from tests.deploy.deploy_harness import (
+    CACHE_DIR,
+    REPO,
+    Container,
+    Deployment,
+    booted,
+    build_wheel,
+    run,
+)
 
 TOOLS = ("systemd-nspawn", "debootstrap", "tinyproxy", "nsenter", "ssh", "ssh-keygen", "gpg")
 
@@ -73,21 +80,15 @@ def pgp_keys(deploy_env: None, deploy_dir: Path) -> Iterator[Keys]:
 
 
 @pytest.fixture(scope="session")
-def wheel(deploy_env: None, deploy_dir: Path) -> Path:
-    """The app's wheel, built once from this checkout as an admin would.
+def app_source() -> Path:
+    """The checkout to deploy: this one, or the one named by ``SDWM_DEPLOY_SOURCE``."""
+    return Path(os.environ.get("SDWM_DEPLOY_SOURCE", REPO)).resolve()
 
-    ``SDWM_DEPLOY_WHEEL`` names a wheel to deploy instead (a release candidate).
-    """
-    given = os.environ.get("SDWM_DEPLOY_WHEEL")
-    if given:
-        return Path(given).resolve()
-    out = deploy_dir / "dist"
-    run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", out, REPO],
-        env={**os.environ, "SOURCE_DATE_EPOCH": "315532800"},
-    )
-    (found,) = out.glob("securedrop_wm-*.whl")
-    return found
+
+@pytest.fixture(scope="session")
+def wheel(deploy_env: None, deploy_dir: Path, app_source: Path) -> Path:
+    """The app's wheel, built once from the checkout."""
+    return build_wheel(app_source, deploy_dir / "dist")
 
 
 @pytest.fixture(scope="session")

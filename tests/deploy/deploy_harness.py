@@ -143,6 +143,23 @@ def root_archive() -> Path:
     return archive
 
 
+def build_wheel(source: Path, out: Path, version: str | None = None) -> Path:
+    """Build the app's wheel from a checkout, as an admin would; optionally as VERSION."""
+    if version is not None:
+        copy = out / "src"
+        shutil.copytree(source, copy, ignore=shutil.ignore_patterns(".git", ".venv", "build"))
+        pyproject = copy / "pyproject.toml"
+        text = pyproject.read_text()
+        pyproject.write_text(re.sub(r'(?m)^version = ".*"$', f'version = "{version}"', text))
+        source = copy
+    run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", out, source],
+        env={**os.environ, "SOURCE_DATE_EPOCH": "315532800"},
+    )
+    (found,) = out.glob("securedrop_wm-*.whl")
+    return found
+
+
 @dataclass
 class Proxy:
     """A tinyproxy listening only on given host addresses, for apt and pip inside."""

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.deploy_harness import Deployment
+from tests.deploy.deploy_harness import Deployment, build_wheel
 
 # Under a busy CI machine a first deployment can take minutes: the module's setup
 # (two site.yml runs) and the restore test get a generous bound of their own.
@@ -256,6 +256,24 @@ def test_backup_restores_into_a_fresh_server(
     for unit in UNITS:
         assert sh(fresh, f"systemctl is-active {unit}") == "active", unit
     assert source_get(fresh, "/") == 200
+
+
+def test_update_to_a_new_release(drop: Deployment, app_source: Path, tmp_path: Path) -> None:
+    # Given a new release of the app
+    new = build_wheel(app_source, tmp_path, version="99.0.0")
+    held = submissions(drop)
+    # When update.yml installs it (after a backup of its own)
+    recap = drop.playbook("update.yml", sdwm_app_wheel=str(new))
+    # Then the new release runs, both apps answer, and nothing held was lost
+    assert recap["changed"] > 0
+    venv = "/opt/securedrop-wm/venv/bin"
+    assert sh(drop, f"{venv}/securedrop-wm --version").endswith("99.0.0")
+    assert sh(drop, f"ls {venv}/../../dist") == new.name
+    for unit in UNITS:
+        assert sh(drop, f"systemctl is-active {unit}") == "active", unit
+    assert source_get(drop, "/") == 200
+    assert submissions(drop) == held
+    assert len(list((drop.admin_dir / "backups").glob("*.tar.gz.gpg"))) == 2
 
 
 def test_rotating_transfer_credentials(drop: Deployment) -> None:
