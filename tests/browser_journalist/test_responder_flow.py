@@ -15,19 +15,12 @@ from pathlib import Path
 import pytest
 
 from securedrop_wm.drop import Drop
+from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.live import free_port
 from tests.workstation.fixtures import ADMIN, ADMIN_PASSWORD, Desk, export, source_reports
 
 pytestmark = pytest.mark.browser
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "journalist"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 @pytest.fixture
@@ -63,7 +56,7 @@ def test_responder_flow_in_chromium(ws_server: str, desk: Desk, drop: Drop, tmp_
     bundle = export(drop, tmp_path)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             # The pages must work without JavaScript.
             page = browser.new_context(java_script_enabled=False).new_page()

@@ -34,6 +34,7 @@ from securedrop_wm.settings import Settings, load_settings
 from securedrop_wm.sources import add_reply
 from securedrop_wm.translations import html_lang, load_translations, text_direction
 from source_ui.sessions import EncryptedSessionInterface, SourceSession
+from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.conftest import Responders, init_data_dir, short_tempdir
 from tests.i18n.catalogs import ROOT
 from tests.live import LiveServer, free_port
@@ -44,14 +45,6 @@ LANGUAGES = Settings.languages
 TRANSLATIONS = ROOT / "source_ui" / "translations"
 ARTIFACTS = ROOT / "artifacts" / "i18n"
 AXE = Path(__file__).with_name("vendor") / "axe.min.js"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 # What a browser asks for, per language: zh_Hans and zh_Hant arrive as region tags.
 ACCEPT = {"zh_Hans": "zh-CN", "zh_Hant": "zh-TW", "pt_BR": "pt-BR"}
 WALKING_AT_ONCE = 2
@@ -125,7 +118,7 @@ def visits(responders: Responders) -> Iterator[Visits]:
 
 async def _visit_all(url: str, settings: Settings) -> Visits:
     async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             codename = await _new_source(browser, url, settings)
             slots = asyncio.Semaphore(WALKING_AT_ONCE)
