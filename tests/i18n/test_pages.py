@@ -249,8 +249,9 @@ def scripts_in(html: str) -> list[str]:
     return parser.found
 
 
-def expired_cookie(settings: Settings) -> str:
-    """A session cookie as the server wrote it for a visit that ended long ago."""
+def expired_cookie(settings: Settings, lang: str) -> str:
+    """A session cookie as the server wrote it for a visit in ``lang`` that ended long ago
+    (the expiry page keeps the language chosen in it)."""
     lifetime = settings.session_minutes * 60
     past = EncryptedSessionInterface(
         settings.session_key, lifetime, clock=lambda: time.time() - 10 * lifetime
@@ -258,7 +259,7 @@ def expired_cookie(settings: Settings) -> str:
     app = Flask("expired-cookie")
     app.config["SESSION_COOKIE_NAME"] = "sdwm"
     response = Response()
-    past.save_session(app, SourceSession({"lang": "en"}), response)
+    past.save_session(app, SourceSession({"lang": lang, "sid": "gone"}), response)
     return response.headers["Set-Cookie"].split(";", 1)[0].split("=", 1)[1]
 
 
@@ -377,7 +378,11 @@ class Walk:
 
     async def _come_back_too_late(self, p: Page) -> None:
         context: BrowserContext = p.context
-        cookie = {"name": "sdwm", "value": expired_cookie(self.settings), "url": self.url}
+        cookie = {
+            "name": "sdwm",
+            "value": expired_cookie(self.settings, self.lang),
+            "url": self.url,
+        }
         await context.add_cookies([cookie])  # type: ignore[list-item]
         await p.goto(f"{self.url}/login")
 
