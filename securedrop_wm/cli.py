@@ -284,6 +284,8 @@ def _serve_behind_onion(
         child = subprocess.Popen(
             [sys.executable, "-m", "securedrop_wm", "--config", config, *child_args],
             stdin=subprocess.DEVNULL,
+            # The web app parses untrusted input: it must not learn how to control tor.
+            env={k: v for k, v in os.environ.items() if k != TOR_PASSWORD_ENV},
             preexec_fn=_die_with_parent,  # safe: this process runs no thread yet
         )
         _wait_listening(child, port)

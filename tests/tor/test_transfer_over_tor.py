@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from privnet import PrivateTorNetwork
-from served import Served, cut_rendezvous, port_is_closed, served, transfer_cli
+from served import Served, cut_rendezvous, descendants, port_is_closed, served, transfer_cli
 
 from securedrop_wm.bundles import ReplyFile, verify_export_bundle
 from securedrop_wm.cli import TOR_PASSWORD_ENV
@@ -31,6 +31,7 @@ from securedrop_wm.crypto import GnuPG
 from securedrop_wm.drop import Drop
 from securedrop_wm.transfer import create_token
 from securedrop_wm.transfer_client import (
+    OnionUnreachableError,
     OutputError,
     TransferClient,
     TransferError,
@@ -82,6 +83,14 @@ def transfer_onion(
     try:
         with served(config, args, port, tmp_path / "serve-transfer.out", env) as server:
             assert server.address == f"{service_id}.onion"
+            # The web server parses what comes in from the network: it must not hold
+            # the password that controls tor.
+            password = tor_network.onion_host.control_password.encode()
+            web = descendants(server.process.pid)
+            assert len(web) >= 2  # gunicorn's master and its worker
+            for pid in web:
+                assert password not in Path(f"/proc/{pid}/environ").read_bytes()
+            assert password in Path(f"/proc/{server.process.pid}/environ").read_bytes()
             yield TransferOnion(server, token_file, service_id)
             # Stopping is clean: exit status 0, nothing listens any more.
             assert server.stop() == 0, server.text()
@@ -236,7 +245,9 @@ def test_broken_download_leaves_nothing_and_a_retry_starts_clean(
         replace(settings, retries=3), on_retry=lambda n, e, delay: retried.append(e)
     ) as client:
         bundle = client.pull(usb, progress=cut_on_first_bytes)
-    assert [type(e) for e in retried] == [TransferInterruptedError]
+    # (On a loaded machine tor may also need a try or two to rebuild the circuit.)
+    assert isinstance(retried[0], TransferInterruptedError)
+    assert all(isinstance(e, TransferInterruptedError | OnionUnreachableError) for e in retried)
     assert list(usb.iterdir()) == [bundle.path]
     assert bundle.path.stat().st_size == bundle.size > len(video)
     server_fpr = drop.settings.signing_fingerprint
