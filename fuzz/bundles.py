@@ -10,9 +10,6 @@ Run: python -m fuzz.bundles [-max_total_time=SECONDS] [CORPUS_DIR]
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 import atheris
 
 with atheris.instrument_imports(include=["securedrop_wm.bundles", "tarfile"]):
@@ -23,7 +20,8 @@ from securedrop_wm.crypto import GnuPG
 from tests.bundles.helpers import submit
 
 DROP, RESPONDERS = throwaway_drop()
-WORK = Path(tempfile.mkdtemp(prefix="sdwm-fuzz-work-"))
+WORK = DROP.settings.data_dir.parent / "work"  # removed with the throwaway drop
+WORK.mkdir()
 submit(DROP, {"photo.jpg": bytes(range(256)) * 8})
 GENUINE_PATH = WORK / "genuine.tar"
 GENUINE = export_bundle(DROP, GENUINE_PATH)

@@ -1,10 +1,9 @@
 """What the harnesses share: a throwaway drop server (real ``securedrop-wm init``, real
-gpg, fast Argon2id), removed when the fuzzer exits."""
+gpg, fast Argon2id), removed once the fuzzer has exited."""
 
 from __future__ import annotations
 
-import atexit
-import shutil
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -32,14 +31,32 @@ def throwaway_drop() -> tuple[Drop, Responders]:
     init_data_dir(base / "data", responders)
     drop = open_drop(load_settings(base / "data" / "config.toml", environ={}))
 
-    def clean() -> None:
-        drop.close()
-        gpg.close()
-        subprocess.run(["gpgconf", "--homedir", str(base / "data" / "gnupg"), "--kill", "all"])
-        shutil.rmtree(base, ignore_errors=True)
-
-    atexit.register(clean)
+    _clean_up_after_exit(base, [home, base / "data" / "gnupg"])
     return drop, responders
+
+
+# libFuzzer ends the process without running Python's exit handlers (on a finding, a
+# timeout or -max_total_time), so a small watcher outlives it: once this process is
+# gone, it stops the gpg-agents of the throwaway homes and removes the folder.
+_WATCHER = """
+import os, shutil, subprocess, sys, time
+pid, base, homes = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
+while os.path.exists(f"/proc/{pid}"):
+    time.sleep(0.5)
+for home in homes:
+    subprocess.run(["gpgconf", "--homedir", home, "--kill", "all"], check=False)
+shutil.rmtree(base, ignore_errors=True)
+"""
+
+
+def _clean_up_after_exit(base: Path, homes: list[Path]) -> None:
+    subprocess.Popen(
+        [sys.executable, "-c", _WATCHER, str(os.getpid()), str(base), *map(str, homes)],
+        start_new_session=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def run(test: object) -> None:
