@@ -2,13 +2,28 @@
 
 Everything that encrypts streams: a caller hands over a readable stream or pushes chunks
 into an :class:`EncryptingWriter`, and only ciphertext reaches the disk.
+
+Keys record the day they were made, not the time: a seizer of the server must not be able
+to tie a source's key to a moment someone watching the network saw.
+:meth:`GnuPG.create_key` runs gpg with its clock held at the start of the UTC day, so
+the key, its self-signatures, its revocation certificate, the keybox entry and the agent's
+key files all say that day; every change to the keyring then sets the times of the files
+in the GnuPG home to the start of their day. What remains: change times and the order of
+inodes (as :mod:`.store` says of its folder), the order of keys in the keybox, and what
+any later gpg run sets to the second until the next key change: the folder's modification
+time (gpg's lock files) and the access times of what it reads (a source's secret key file
+when they read a reply) unless the file system is mounted ``noatime``.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import queue
+import secrets
+import shutil
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -28,6 +43,7 @@ from .errors import (
     KeyUnusableError,
     StoreFullError,
 )
+from .store import coarsen_times
 
 _GPG_CONF = """\
 # Written by securedrop-wm. No network, no automatic key retrieval.
@@ -59,6 +75,8 @@ _CHUNK = 64 * 1024
 # ("signing failed: Inappropriate ioctl for device", about 1 creation in 100 in
 # bench/load.py): creation is tried again, with a new key.
 _KEY_ATTEMPTS = 3
+# Throwaway GnuPG homes inside a home, where keys are made (GnuPG.create_key).
+_WORKSHOP_PREFIX = ".keygen-"
 
 
 class Readable(Protocol):
@@ -83,6 +101,7 @@ class GnuPG:
     """A GnuPG home and the operations the drop needs on it."""
 
     def __init__(self, home: Path, binary: str = "gpg") -> None:
+        self._binary = binary
         home.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(home, 0o700)
         for name, text in (("gpg.conf", _GPG_CONF), ("gpg-agent.conf", _AGENT_CONF)):
@@ -102,7 +121,7 @@ class GnuPG:
 
         :raises CryptoError: when the data holds no key.
         """
-        with self._keyring.hold(exclusive=True):
+        with self._changing_keys():
             result = self._gpg.import_keys(armored)
         fingerprints = [f for f in (result.fingerprints or []) if f]
         if not fingerprints:
@@ -167,7 +186,8 @@ class GnuPG:
         passphrase: str | None,
         expire_days: int = 0,
     ) -> str:
-        """Create an Ed25519 signing key with a Curve25519 encryption subkey.
+        """Create an Ed25519 signing key with a Curve25519 encryption subkey, dated to the
+        start of the current UTC day (see the module doc); it can encrypt at once.
 
         :param passphrase: locks the secret key; ``None`` leaves it unprotected (only for
             keys a service must use unattended, such as the server's signing key).
@@ -182,6 +202,7 @@ class GnuPG:
             "subkey_curve": "cv25519",
             "subkey_usage": "encrypt",
             "name_real": name,
+            # Counted from the creation date: expiry falls on a day's start too.
             "expire_date": f"{expire_days}d" if expire_days else "0",
         }
         if passphrase is None:
@@ -189,17 +210,64 @@ class GnuPG:
         else:
             params["passphrase"] = passphrase
         for _ in range(_KEY_ATTEMPTS):
-            with self._keyring.hold(exclusive=True):
-                result = self._gpg.gen_key(self._gpg.gen_key_input(**params))
-            if result.fingerprint:
-                return str(result.fingerprint)
+            try:
+                with self._changing_keys():
+                    fingerprint, result = self._generate_dated(params)
+            except OSError as e:
+                if e.errno in (errno.ENOSPC, errno.EDQUOT):
+                    raise StoreFullError("the disk is full") from None
+                raise CryptoError(f"gpg could not create a key: {e}") from None
+            if fingerprint:
+                return fingerprint
             if "No space left" in (result.stderr or "") or _no_space_left(self.home):
                 raise StoreFullError("the disk is full")
         raise CryptoError(f"gpg could not create a key: {_reason(result)}")
 
+    def _generate_dated(self, params: dict[str, Any]) -> tuple[str | None, Any]:
+        """Generate a key in a throwaway home whose gpg and gpg-agent clocks stand still at
+        the start of the UTC day, then move it into this home. Hold the keyring lock.
+
+        gpg's clock dates the key, its signatures, its keybox entry and its revocation
+        certificate. The agent writes into a secret key file when it locked it with a
+        passphrase (``protected-at``, authenticated: it cannot be changed afterwards), and
+        this home's agent keeps the real clock: hence the throwaway home and agent.
+
+        :returns: the new fingerprint, or ``None`` and the failed gpg result.
+        """
+        day = _day_start(time.time())
+        faked = ["--faked-system-time", f"{day}!"]
+        params = {**params, "creation_date": time.strftime("%Y%m%dT%H%M%S", time.gmtime(day))}
+        _remove_workshops(self.home)  # left by a process killed while making a key
+        workshop = self.home / f"{_WORKSHOP_PREFIX}{secrets.token_hex(4)}"
+        workshop.mkdir(mode=0o700)
+        moved: list[Path] = []
+        try:
+            (workshop / "gpg.conf").write_text(_GPG_CONF)
+            (workshop / "gpg-agent.conf").write_text(f"{_AGENT_CONF}faked-system-time {day}!\n")
+            maker = gnupg.GPG(gnupghome=str(workshop), gpgbinary=self._binary, options=faked)
+            maker.encoding = "utf-8"
+            made = maker.gen_key(maker.gen_key_input(**params))
+            if not made.fingerprint:
+                return None, made
+            public = maker.export_keys(made.fingerprint)
+            for folder in ("private-keys-v1.d", "openpgp-revocs.d"):
+                (self.home / folder).mkdir(mode=0o700, exist_ok=True)
+                for entry in (workshop / folder).iterdir():
+                    moved.append(self.home / folder / entry.name)
+                    os.replace(entry, moved[-1])
+            home = gnupg.GPG(gnupghome=str(self.home), gpgbinary=self._binary, options=faked)
+            imported = home.import_keys(public)
+            if made.fingerprint not in (imported.fingerprints or []):
+                for path in moved:
+                    path.unlink(missing_ok=True)
+                return None, imported
+            return str(made.fingerprint), made
+        finally:
+            _remove_workshop(workshop)
+
     def delete_key(self, fingerprint: str, secret_passphrase: str | None = None) -> None:
         """Remove a key (its secret part first, when a passphrase is given)."""
-        with self._keyring.hold(exclusive=True):
+        with self._changing_keys():
             if secret_passphrase is not None:
                 self._gpg.delete_keys(
                     fingerprint, secret=True, passphrase=secret_passphrase, expect_passphrase=True
@@ -304,6 +372,16 @@ class GnuPG:
         if not verified.valid:
             return None
         return str(verified.pubkey_fingerprint or verified.fingerprint)
+
+    @contextmanager
+    def _changing_keys(self) -> Iterator[None]:
+        """Hold the keyring exclusively for a change, then give every file gpg keeps in
+        the home the start of its day as its times (the change set them to the second)."""
+        with self._keyring.hold(exclusive=True):
+            try:
+                yield
+            finally:
+                _coarsen_home_times(self.home)
 
     def close(self) -> None:
         """Stop the gpg-agent of this home, if one was started."""
@@ -496,6 +574,42 @@ class _BytesReader:
 
     def close(self) -> None:
         return None
+
+
+def _remove_workshops(home: Path) -> None:
+    for workshop in home.glob(f"{_WORKSHOP_PREFIX}*"):
+        _remove_workshop(workshop)
+
+
+def _remove_workshop(workshop: Path) -> None:
+    """Stop a throwaway home's agent and remove the home (it holds a public key only)."""
+    subprocess.run(
+        ["gpgconf", "--homedir", str(workshop), "--kill", "gpg-agent"],
+        capture_output=True,
+        check=False,
+    )
+    shutil.rmtree(workshop, ignore_errors=True)
+
+
+def _day_start(timestamp: float) -> int:
+    return int(timestamp) // 86_400 * 86_400
+
+
+def _coarsen_home_times(home: Path) -> None:
+    """Day-coarsen the times of a GnuPG home, of its key folders and of all they hold."""
+    for folder in (home, home / "private-keys-v1.d", home / "openpgp-revocs.d"):
+        try:
+            entries = list(os.scandir(folder))
+            coarsen_times(folder)
+        except FileNotFoundError:
+            continue
+        for entry in entries:
+            if entry.is_symlink():
+                continue
+            try:
+                coarsen_times(Path(entry.path))
+            except FileNotFoundError:  # a lock file gpg just removed
+                continue
 
 
 # Less free space than this after gpg failed to write means the disk was full: gpg

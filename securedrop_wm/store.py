@@ -11,6 +11,15 @@ or under snapshots, old blocks may survive the overwrite: it defeats casual reco
 from a disk image of a plain ext4 on a spinning disk, nothing more. What protects
 deleted submissions is that they were only ever stored encrypted to keys the server
 does not hold.
+
+Times: the database keeps days, never times of day, and so does the disk as far as a
+program can make it. A committed file's access and modification times are set to the
+start of their UTC day before it is renamed, and the store folder's after every change.
+What remains, for a seizer who reads the file system's own records: the inode change
+time (``ctime``, which no program can set: the exact time of the rename), inode numbers
+and on-disk placement (which roughly order files by creation), and an exact access time
+once something reads a file again (an export, a source reading a reply) unless the data
+folder's file system is mounted ``noatime``.
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ from .errors import StoreError, StoreFullError, UnsafePathError
 
 _NAME = re.compile(r"^[0-9a-f]{40}\.gpg$")
 _TMP_PREFIX = ".tmp-"
+_DAY_NS = 86_400 * 1_000_000_000
 
 
 class Store:
@@ -50,11 +60,12 @@ class Store:
         try:
             fd = os.open(temp, os.O_RDONLY)
             try:
+                coarsen_times(fd)
                 os.fsync(fd)
             finally:
                 os.close(fd)
             os.rename(temp, self.root / name)
-            self._fsync_dir()
+            self._sync_dir()
         except OSError as e:
             temp.unlink(missing_ok=True)
             raise _store_error(e) from None
@@ -80,7 +91,7 @@ class Store:
     def delete(self, name: str) -> None:
         """Overwrite a stored file once with random bytes, then unlink it (see module doc)."""
         if shred(self.path(name)):
-            self._fsync_dir()
+            self._sync_dir()
 
     def clean_orphans(self, referenced: Iterable[str]) -> list[str]:
         """Remove temporary files and stored files no database row refers to.
@@ -97,14 +108,30 @@ class Store:
             elif _NAME.match(entry.name) and entry.name not in keep:
                 self.delete(entry.name)
                 removed.append(entry.name)
+        if removed:
+            self._sync_dir()
         return removed
 
-    def _fsync_dir(self) -> None:
+    def _sync_dir(self) -> None:
+        # The rename or unlink just set the folder's times to the second.
         fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
         try:
+            coarsen_times(fd)
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def coarsen_times(target: int | Path) -> None:
+    """Set the access and modification times of a file or folder (a path, or a file
+    descriptor open on it) to the start of their UTC day: the disk then says on which
+    day, not when. The change time cannot be set (see the module doc)."""
+    st = os.stat(target)
+    os.utime(target, ns=(_day_start_ns(st.st_atime_ns), _day_start_ns(st.st_mtime_ns)))
+
+
+def _day_start_ns(ns: int) -> int:
+    return ns - ns % _DAY_NS
 
 
 def shred(path: Path) -> bool:
