@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from typing import IO
 
 import click
 
@@ -51,9 +52,9 @@ def workstation() -> None:
 )
 def init(
     data_dir: Path,
-    team_key: click.utils.LazyFile | None,
-    signing_key: click.utils.LazyFile | None,
-    server_key: click.utils.LazyFile | None,
+    team_key: IO[str] | None,
+    signing_key: IO[str] | None,
+    server_key: IO[str] | None,
     server_fingerprint: str | None,
     admin: str | None,
     admin_password: str | None,
