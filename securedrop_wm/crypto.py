@@ -41,6 +41,7 @@ from .errors import (
     KeyExpiredError,
     KeyMissingError,
     KeyUnusableError,
+    OutputTooLargeError,
     StoreFullError,
 )
 from .store import coarsen_times
@@ -322,26 +323,61 @@ class GnuPG:
         """Open a writer whose chunks gpg encrypts into ``output`` as they arrive."""
         return EncryptingWriter(self, recipients, output)
 
-    def decrypt_file(self, path: Path, passphrase: str | None = None) -> bytes:
+    def decrypt_file(
+        self, path: Path, passphrase: str | None = None, max_output: int | None = None
+    ) -> bytes:
         """Decrypt a (small) file into memory.
 
+        :param max_output: the most bytes of plaintext accepted (gpg's ``--max-output``):
+            OpenPGP data may be compressed, and a small file inflate without bound.
+        :raises OutputTooLargeError: the plaintext is larger than ``max_output``.
         :raises DecryptionError: wrong passphrase, missing secret key or damaged data.
         """
-        with path.open("rb") as f, self._keyring.hold():
-            result = self._gpg.decrypt_file(f, passphrase=passphrase, always_trust=True)
-        if not result.ok:
-            raise DecryptionError(f"gpg could not decrypt: {_reason(result)}")
-        return bytes(result.data)
+        return bytes(self._decrypt(path, passphrase, max_output, None).data)
 
-    def decrypt_to_file(self, source: Path, output: Path, passphrase: str | None = None) -> None:
-        """Decrypt ``source`` into ``output`` without holding it in memory."""
+    def decrypt_to_file(
+        self,
+        source: Path,
+        output: Path,
+        passphrase: str | None = None,
+        max_output: int | None = None,
+    ) -> None:
+        """Decrypt ``source`` into ``output`` without holding it in memory. On any error
+        ``output`` is removed; otherwise as :meth:`decrypt_file`."""
+        try:
+            self._decrypt(source, passphrase, max_output, output)
+        except BaseException:
+            output.unlink(missing_ok=True)
+            raise
+
+    def _decrypt(
+        self, source: Path, passphrase: str | None, max_output: int | None, output: Path | None
+    ) -> Any:
+        extra_args = []
+        if max_output is not None:
+            if max_output < 1:  # gpg takes 0 for "no limit"
+                raise ValueError("max_output must be at least 1 byte")
+            extra_args = ["--max-output", str(max_output)]
         with source.open("rb") as f, self._keyring.hold():
             result = self._gpg.decrypt_file(
-                f, passphrase=passphrase, always_trust=True, output=str(output)
+                f,
+                passphrase=passphrase,
+                always_trust=True,
+                output=None if output is None else str(output),
+                extra_args=extra_args,
             )
+        # gpg reports DECRYPTION_OKAY before it stops at the limit (python-gnupg then
+        # says ok): only its exit code and its messages tell a cut-off plaintext.
+        stderr = result.stderr or ""
+        if "exceeded --max-output limit" in stderr or "object is too large" in stderr:
+            raise OutputTooLargeError(f"the plaintext is larger than {max_output} bytes")
         if not result.ok:
-            output.unlink(missing_ok=True)
             raise DecryptionError(f"gpg could not decrypt: {_reason(result)}")
+        if result.returncode != 0:
+            errors = [line[5:] for line in stderr.splitlines() if line.startswith("gpg: ")]
+            last = errors[-1] if errors else "no message"
+            raise DecryptionError(f"gpg failed after decrypting (exit {result.returncode}): {last}")
+        return result
 
     # -- signatures -----------------------------------------------------------------
 

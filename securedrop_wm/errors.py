@@ -43,6 +43,11 @@ class DecryptionError(CryptoError):
     """Raised when gpg fails to decrypt (wrong passphrase, missing secret key, damage)."""
 
 
+class OutputTooLargeError(DecryptionError):
+    """Raised when a plaintext would be larger than the limit the caller set (compressed
+    data can inflate far beyond its size); what was written of it is removed."""
+
+
 class StoreError(SecureDropError):
     """Base class of the encrypted store's errors."""
 

@@ -4,6 +4,13 @@ item with the team key, then record it all in one transaction.
 All or nothing: a refused bundle, a key that will not decrypt or a malformed message
 leaves the case database and the files folder as they were. Importing the same bundle
 again changes nothing; items already imported from an earlier bundle are skipped.
+
+What an item may decrypt to is bounded: the drop server never compresses what it
+encrypts, so a genuine item's plaintext is smaller than its ciphertext. An item that
+inflates beyond its own size (compressed by a compromised server to fill the disk or the
+memory) is refused as soon as gpg reaches that size; a whole import so writes at most
+the bundle's size in plaintext (``max_bundle_bytes``), and a message, decrypted in
+memory, is refused beyond ``MAX_MESSAGE_BYTES``.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from .. import bundles
-from ..errors import DecryptionError
+from ..errors import DecryptionError, OutputTooLargeError
 from . import audit
 from .errors import ImportRefusedError, SecretKeyLockedError
 from .keys import require_secret_key
@@ -31,6 +38,9 @@ from .services import Workstation
 
 _TEMP_PREFIX = ".import-"
 _SHORT_FIELDS = ("category", "urgency", "reply_language", "wiki", "links", "what_happened")
+# A report's fields are capped by the source UI at well under 2 MiB of JSON, even with
+# every character escaped; this leaves room and bounds the memory one message takes.
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -202,13 +212,23 @@ def _decrypt(
     passphrase: str | None,
 ) -> None:
     source = verified.item_path(item.id)
+    # max(.., 1): gpg takes a limit of 0 for none (an empty item cannot decrypt anyway).
+    limit = max(1, item.size)
+    if item.kind == "message":
+        limit = min(limit, MAX_MESSAGE_BYTES)
     try:
         if item.kind == "message":
-            out.messages[item.id] = _parse_message(item.id, ws.gpg.decrypt_file(source, passphrase))
+            data = ws.gpg.decrypt_file(source, passphrase, max_output=limit)
+            out.messages[item.id] = _parse_message(item.id, data)
         else:
             temp = ws.settings.files_dir / f"{_TEMP_PREFIX}{secrets.token_hex(16)}"
             out.files[item.id] = temp
-            ws.gpg.decrypt_to_file(source, temp, passphrase)
+            ws.gpg.decrypt_to_file(source, temp, passphrase, max_output=limit)
+    except OutputTooLargeError:
+        raise ImportRefusedError(
+            f"bundle refused: item {item.id} decrypts to more than {limit} bytes, more than "
+            "its ciphertext or a message can hold (compressed data the drop never writes)"
+        ) from None
     except DecryptionError as e:
         raise _decryption_error(item.id, str(e), passphrase) from None
 

@@ -18,6 +18,7 @@ from securedrop_wm.errors import (
     KeyExpiredError,
     KeyMissingError,
     KeyUnusableError,
+    OutputTooLargeError,
 )
 from tests.conftest import Responders, short_tempdir
 
@@ -98,3 +99,32 @@ def test_source_key_opens_only_with_its_passphrase(gpg: GnuPG, tmp_path: Path) -
     assert gpg.decrypt_file(tmp_path / "reply.gpg", "a" * 64) == "réponse".encode()
     with pytest.raises(DecryptionError):
         gpg.decrypt_file(tmp_path / "reply.gpg", "b" * 64)
+
+
+def test_a_plaintext_over_the_limit_is_refused_and_nothing_is_kept(
+    gpg: GnuPG, tmp_path: Path
+) -> None:
+    # Given 8 MiB of zeros that gpg compressed into a few kilobytes
+    fpr = gpg.create_key("Responder", None)
+    zeros = tmp_path / "zeros"
+    with zeros.open("wb") as f:
+        f.truncate(8 << 20)
+    bomb = tmp_path / "bomb.gpg"
+    subprocess.run(
+        ["gpg", "--homedir", str(gpg.home), "--batch", "--trust-model", "always"]
+        + ["--compress-algo", "zlib", "-z", "9", "-r", fpr, "-o", str(bomb), "-e", str(zeros)],
+        check=True,
+        capture_output=True,
+    )
+    assert bomb.stat().st_size < 64 * 1024
+    # When it is decrypted with a limit below its size, then it is refused, on disk or not
+    out = tmp_path / "out"
+    with pytest.raises(OutputTooLargeError, match=f"larger than {1 << 20} bytes"):
+        gpg.decrypt_to_file(bomb, out, max_output=1 << 20)
+    assert not out.exists()
+    with pytest.raises(OutputTooLargeError):
+        gpg.decrypt_file(bomb, max_output=(8 << 20) - 1)
+    # And a limit of exactly its size, or none, lets it through whole
+    gpg.decrypt_to_file(bomb, out, max_output=8 << 20)
+    assert out.stat().st_size == 8 << 20
+    assert gpg.decrypt_file(bomb) == bytes(8 << 20)
