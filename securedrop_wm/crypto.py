@@ -129,6 +129,13 @@ class GnuPG:
             raise CryptoError("no OpenPGP key found in the data given")
         return list(dict.fromkeys(fingerprints))
 
+    def scan_keys(self, data: str | bytes) -> list[tuple[str, str]]:
+        """What key data holds, without importing anything: for each primary key,
+        ``("pub", fingerprint)`` or ``("sec", fingerprint)``; empty for no key at all."""
+        with self._keyring.hold():
+            result = self._gpg.scan_keys_mem(data)
+        return [(str(key["type"]), str(key["fingerprint"])) for key in result]
+
     def export_public_key(self, fingerprint: str) -> str:
         """The armored public key for ``fingerprint``.
 

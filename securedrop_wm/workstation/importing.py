@@ -2,8 +2,11 @@
 item with the team key, then record it all in one transaction.
 
 All or nothing: a refused bundle, a key that will not decrypt or a malformed message
-leaves the case database and the files folder as they were. Importing the same bundle
-again changes nothing; items already imported from an earlier bundle are skipped.
+leaves the case database, the files folder and the keyring as they were. Each source's
+key must be exactly the key the manifest names (one public key, nothing else) before any
+is imported, and keys are imported last, in the same step as the database write.
+Importing the same bundle again changes nothing; items already imported from an earlier
+bundle are skipped.
 
 What an item may decrypt to is bounded: the drop server never compresses what it
 encrypts, so a genuine item's plaintext is smaller than its ciphertext. An item that
@@ -28,7 +31,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from .. import bundles
-from ..errors import DecryptionError, OutputTooLargeError
+from ..errors import DecryptionError, KeyMissingError, OutputTooLargeError
 from . import audit
 from .errors import ImportRefusedError, SecretKeyLockedError
 from .keys import require_secret_key
@@ -120,14 +123,15 @@ def import_bundle(
                 return ImportResult(manifest.sequence, already_imported=True)
             known = _known_items(db, (i.id for i in manifest.items))
         new = [i for i in manifest.items if i.id not in known]
+        keys = _check_source_keys(ws, verified, {i.source_id for i in new})
         decrypted = _Decrypted()
+        added_keys: list[str] = []
         try:
             for item in new:
                 _decrypt(ws, verified, item, decrypted, passphrase)
             metadata = dict(
                 zip(decrypted.files, summarize(list(decrypted.files.values())), strict=True)
             )
-            _import_source_keys(ws, verified, {i.source_id for i in new})
             with ws.write() as db:
                 counts = _record(ws, db, actor, verified, new, decrypted, metadata)
                 result = ImportResult(
@@ -144,8 +148,11 @@ def import_bundle(
                         f"{result.skipped} already imported"
                     ),
                 )
+                _import_source_keys(ws, keys, added_keys)
                 _place_files(ws, decrypted)
         except BaseException:
+            for fingerprint in added_keys:
+                ws.gpg.delete_key(fingerprint)
             for temp in decrypted.files.values():
                 temp.unlink(missing_ok=True)
             for item_id in decrypted.files:
@@ -274,20 +281,36 @@ def _parse_message(item_id: str, data: bytes) -> dict[str, Any]:
     return body
 
 
-def _import_source_keys(
+def _check_source_keys(
     ws: Workstation, verified: bundles.VerifiedExport, source_ids: set[str]
-) -> None:
-    """Import the public keys replies will be encrypted to; each must be the one named."""
+) -> dict[str, bytes]:
+    """Read the public keys replies will be encrypted to, importing nothing: each must hold
+    exactly the public key the manifest names. :returns: fingerprint to key data."""
     entries = {s.id: s for s in verified.manifest.sources}
-    for source_id in source_ids:
+    keys = {}
+    for source_id in sorted(source_ids):
         entry = entries.get(source_id)
         if entry is None:
             raise ImportRefusedError(f"bundle refused: source {source_id} is not listed")
-        imported = ws.gpg.import_keys(verified.key_path(source_id).read_text("ascii"))
-        if entry.key_fingerprint not in imported:
+        data = verified.key_path(source_id).read_bytes()
+        if ws.gpg.scan_keys(data) != [("pub", entry.key_fingerprint)]:
             raise ImportRefusedError(
                 f"bundle refused: the key of source {source_id} is not the one the manifest names"
             )
+        keys[entry.key_fingerprint] = data
+    return keys
+
+
+def _import_source_keys(ws: Workstation, keys: dict[str, bytes], added: list[str]) -> None:
+    """Import checked keys, appending to ``added`` each one the keyring lacked, so that a
+    failure later in the import can remove them again."""
+    for fingerprint, data in keys.items():
+        try:
+            ws.gpg.key_info(fingerprint)
+        except KeyMissingError:
+            added.append(fingerprint)
+        if fingerprint not in ws.gpg.import_keys(data):
+            raise ImportRefusedError(f"bundle refused: key {fingerprint} could not be imported")
 
 
 def _record(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import hashlib
 import io
 import os
 import shutil
@@ -42,6 +43,7 @@ from .forge import (
     Genuine,
     member,
     raw_header,
+    resign,
     tar_bytes,
 )
 
@@ -154,6 +156,38 @@ def _signed_by(attr: str) -> Callable[[Attack], bytes]:
         )
 
     return build
+
+
+def _key_file(extra: Callable[[Attack], bytes], name_it: bool = False) -> Callable[[Attack], bytes]:
+    """The first source's key file with ``extra`` key data appended (or, with
+    ``name_it``, only that data, its key named by the manifest), the manifest re-signed to
+    match: a compromised server slipping a key of its choice into the workstation."""
+
+    def build(a: Attack) -> bytes:
+        source = a.genuine.manifest["sources"][0]
+        name = f"keys/{source['id']}.asc"
+        original = next(data for info, data in a.genuine.members if info.name == name)
+        key = (b"" if name_it else original) + extra(a)
+        members = [(info, key if info.name == name else data) for info, data in a.genuine.members]
+
+        def change(manifest: dict[str, Any]) -> None:
+            entry = manifest["sources"][0]
+            entry["size"], entry["sha256"] = len(key), hashlib.sha256(key).hexdigest()
+            if name_it:
+                entry["key_fingerprint"] = a.responders.second_fingerprint
+
+        return tar_bytes(resign(members, a.server_home, a.server_fpr, change))
+
+    return build
+
+
+def _second_key(a: Attack, *export: str) -> bytes:
+    return subprocess.run(
+        ["gpg", "--homedir", str(a.responders.home), "--batch", "--armor", *export]
+        + [a.responders.second_fingerprint],
+        capture_output=True,
+        check=True,
+    ).stdout
 
 
 def _inline_signed(a: Attack) -> bytes:
@@ -281,6 +315,16 @@ CASES: list[tuple[str, Callable[[Attack], bytes], str]] = [
         ),
         "not the one the manifest names",
     ),
+    (
+        "signed key file with a second key",
+        _key_file(lambda a: _second_key(a, "--export")),
+        "not the one the manifest names",
+    ),
+    (
+        "signed secret key as a source key",
+        _key_file(lambda a: _second_key(a, "--export-secret-keys"), name_it=True),
+        "not the one the manifest names",
+    ),
 ]
 
 
@@ -342,13 +386,7 @@ def attack(drop: Drop, responders: Responders, tmp_path: Path) -> Attack:
 
 
 # Known gaps, reported; each flips to a failure (strict) once fixed, to be unmarked.
-GAPS = {
-    "signed key of another source": pytest.mark.xfail(
-        strict=True,
-        reason="the import refuses the bundle but leaves the source's key in the workstation "
-        "keyring: importing.py imports keys before checking their fingerprints",
-    ),
-}
+GAPS: dict[str, pytest.MarkDecorator] = {}
 
 
 @pytest.mark.parametrize(

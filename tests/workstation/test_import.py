@@ -3,6 +3,7 @@ nothing, idempotent; attachments' metadata summarized."""
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import shutil
@@ -16,6 +17,8 @@ from sqlalchemy import func, select
 
 from securedrop_wm.crypto import GnuPG
 from securedrop_wm.drop import Drop
+from securedrop_wm.errors import KeyMissingError
+from securedrop_wm.models import Source
 from securedrop_wm.workstation import importing
 from securedrop_wm.workstation.errors import (
     ImportRefusedError,
@@ -111,6 +114,34 @@ def test_a_tampered_bundle_is_refused_and_nothing_is_imported(
     with pytest.raises(ImportRefusedError, match="bundle refused"):
         importing.import_bundle(desk.ws, ADMIN, bundle)
     assert _counts(desk.ws) == before
+
+
+def test_a_failure_in_the_last_step_takes_back_the_source_keys(
+    desk: Desk, drop: Drop, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a bundle from a new source, whose key the workstation does not have yet
+    source_reports(drop, "They know where I live.", files=[(b"proof" * 100, "p.bin")])
+    bundle = export(drop, tmp_path)
+    with drop.sessions() as db:
+        key = db.scalars(select(Source.key_fingerprint)).one()
+    before = _counts(desk.ws)
+
+    # When the disk fails while the decrypted files are moved into place, after the key
+    # was imported (a fake: an I/O error at that moment cannot be caused on demand)
+    def failing_disk(ws: Workstation, decrypted: object) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(importing, "_place_files", failing_disk)
+    with pytest.raises(OSError, match="Input/output error"):
+        importing.import_bundle(desk.ws, ADMIN, bundle)
+    # Then the keyring lacks the key again, and the database and files are as they were
+    with pytest.raises(KeyMissingError):
+        desk.ws.gpg.key_info(key)
+    assert _counts(desk.ws) == before
+    # And once the disk works again, the same bundle imports whole, key included
+    monkeypatch.undo()
+    assert importing.import_bundle(desk.ws, ADMIN, bundle).reports == 1
+    assert desk.ws.gpg.key_info(key).can_encrypt
 
 
 def test_a_bundle_from_another_server_is_refused(desk: Desk, drop: Drop, tmp_path: Path) -> None:
