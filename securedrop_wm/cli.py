@@ -67,7 +67,10 @@ class _Context:
 @click.pass_context
 def main(ctx: click.Context, config: str | None) -> None:
     """securedrop-wm: a secure drop for at-risk Wikimedia contributors."""
-    os.umask(0o077)  # every file the drop writes is for its own user only
+    # Every file the drop writes is for its own user only; restored when the command
+    # ends, so a caller running commands in-process (tests, scripts) keeps its own umask.
+    previous = os.umask(0o077)
+    ctx.call_on_close(lambda: os.umask(previous))
     state = _Context(config)
     ctx.obj = state
     ctx.call_on_close(state.close)
