@@ -244,6 +244,8 @@ class Container:
     def prepare(self, archive: Path, proxy_port: int) -> None:
         """Unpack the cached root and put in what the harness needs before boot."""
         self.root.mkdir(parents=True)
+        # A server's / is 0755 whatever the umask of the process running the tests.
+        self.root.chmod(0o755)
         run(["tar", "-C", self.root, "--numeric-owner", "--xattrs", "-I", "zstd", "-xf", archive])
         r = self.root
         (r / "etc/hostname").write_text(self.name + "\n")
