@@ -21,9 +21,9 @@ import errno
 import fcntl
 import os
 import queue
-import secrets
 import shutil
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -76,8 +76,10 @@ _CHUNK = 64 * 1024
 # ("signing failed: Inappropriate ioctl for device", about 1 creation in 100 in
 # bench/load.py): creation is tried again, with a new key.
 _KEY_ATTEMPTS = 3
-# Throwaway GnuPG homes inside a home, where keys are made (GnuPG.create_key).
-_WORKSHOP_PREFIX = ".keygen-"
+# The folder in a GnuPG home for the throwaway homes where keys are made (create_key),
+# and the age after which one can only have been left by a killed process.
+_WORKSHOPS = ".keygen"
+_WORKSHOP_STALE_SECONDS = 600
 
 
 class Readable(Protocol):
@@ -219,8 +221,7 @@ class GnuPG:
             params["passphrase"] = passphrase
         for _ in range(_KEY_ATTEMPTS):
             try:
-                with self._changing_keys():
-                    fingerprint, result = self._generate_dated(params)
+                fingerprint, result = self._generate_dated(params)
             except OSError as e:
                 if e.errno in (errno.ENOSPC, errno.EDQUOT):
                     raise StoreFullError("the disk is full") from None
@@ -233,21 +234,23 @@ class GnuPG:
 
     def _generate_dated(self, params: dict[str, Any]) -> tuple[str | None, Any]:
         """Generate a key in a throwaway home whose gpg and gpg-agent clocks stand still at
-        the start of the UTC day, then move it into this home. Hold the keyring lock.
+        the start of the UTC day, then move it into this home.
 
         gpg's clock dates the key, its signatures, its keybox entry and its revocation
         certificate. The agent writes into a secret key file when it locked it with a
         passphrase (``protected-at``, authenticated: it cannot be changed afterwards), and
-        this home's agent keeps the real clock: hence the throwaway home and agent.
+        this home's agent keeps the real clock: hence the throwaway home and agent. The
+        keyring is held only for the move, not while the key is made.
 
         :returns: the new fingerprint, or ``None`` and the failed gpg result.
         """
         day = _day_start(time.time())
         faked = ["--faked-system-time", f"{day}!"]
         params = {**params, "creation_date": time.strftime("%Y%m%dT%H%M%S", time.gmtime(day))}
-        _remove_workshops(self.home)  # left by a process killed while making a key
-        workshop = self.home / f"{_WORKSHOP_PREFIX}{secrets.token_hex(4)}"
-        workshop.mkdir(mode=0o700)
+        workshops = self.home / _WORKSHOPS
+        workshops.mkdir(mode=0o700, exist_ok=True)
+        _remove_stale_workshops(workshops)
+        workshop = Path(tempfile.mkdtemp(dir=workshops))
         moved: list[Path] = []
         try:
             (workshop / "gpg.conf").write_text(_GPG_CONF)
@@ -258,20 +261,21 @@ class GnuPG:
             if not made.fingerprint:
                 return None, made
             public = maker.export_keys(made.fingerprint)
-            for folder in ("private-keys-v1.d", "openpgp-revocs.d"):
-                (self.home / folder).mkdir(mode=0o700, exist_ok=True)
-                for entry in (workshop / folder).iterdir():
-                    moved.append(self.home / folder / entry.name)
-                    os.replace(entry, moved[-1])
-            home = gnupg.GPG(gnupghome=str(self.home), gpgbinary=self._binary, options=faked)
-            imported = home.import_keys(public)
-            if made.fingerprint not in (imported.fingerprints or []):
-                for path in moved:
-                    path.unlink(missing_ok=True)
-                return None, imported
+            with self._changing_keys():
+                for folder in ("private-keys-v1.d", "openpgp-revocs.d"):
+                    (self.home / folder).mkdir(mode=0o700, exist_ok=True)
+                    for entry in (workshop / folder).iterdir():
+                        moved.append(self.home / folder / entry.name)
+                        os.replace(entry, moved[-1])
+                imported = self._gpg.import_keys(public, extra_args=faked)
+                if made.fingerprint not in (imported.fingerprints or []):
+                    for path in moved:
+                        path.unlink(missing_ok=True)
+                    return None, imported
             return str(made.fingerprint), made
         finally:
             _remove_workshop(workshop)
+            coarsen_times(workshops)  # the removal just set its times to the second
 
     def delete_key(self, fingerprint: str, secret_passphrase: str | None = None) -> None:
         """Remove a key (its secret part first, when a passphrase is given)."""
@@ -619,9 +623,15 @@ class _BytesReader:
         return None
 
 
-def _remove_workshops(home: Path) -> None:
-    for workshop in home.glob(f"{_WORKSHOP_PREFIX}*"):
-        _remove_workshop(workshop)
+def _remove_stale_workshops(workshops: Path) -> None:
+    """Remove throwaway homes left by a process killed while it made a key."""
+    for workshop in workshops.iterdir():
+        try:
+            stale = time.time() - workshop.stat().st_mtime > _WORKSHOP_STALE_SECONDS
+        except FileNotFoundError:  # its maker just removed it
+            continue
+        if stale:
+            _remove_workshop(workshop)
 
 
 def _remove_workshop(workshop: Path) -> None:

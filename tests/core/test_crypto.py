@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -128,3 +129,34 @@ def test_a_plaintext_over_the_limit_is_refused_and_nothing_is_kept(
     gpg.decrypt_to_file(bomb, out, max_output=8 << 20)
     assert out.stat().st_size == 8 << 20
     assert gpg.decrypt_file(bomb) == bytes(8 << 20)
+
+
+def test_a_key_making_home_left_by_a_killed_process_is_cleared(gpg: GnuPG) -> None:
+    # Given the throwaway home of a process killed while it made a key, its agent running
+    gpg.create_key("first", None)
+    left = gpg.home / ".keygen" / "tmpkilled"
+    left.mkdir(mode=0o700)
+    answer = subprocess.run(
+        ["gpg-connect-agent", "--homedir", str(left), "getinfo pid", "/bye"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    agent = int(answer.split()[1])
+    hour_ago = left.stat().st_mtime - 3600
+    os.utime(left, (hour_ago, hour_ago))
+    # When the next key is made, then that home is gone and its agent stopped
+    gpg.create_key("second", None)
+    assert list((gpg.home / ".keygen").iterdir()) == []
+    deadline = time.monotonic() + 10
+    while _running(agent) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _running(agent)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
