@@ -212,6 +212,8 @@ class GnuPG:
             "subkey_curve": "cv25519",
             "subkey_usage": "encrypt",
             "name_real": name,
+            # python-gnupg would fill in LOGNAME@hostname: the server's name in every key.
+            "name_email": "nobody@securedrop-wm.invalid",
             # Counted from the creation date: expiry falls on a day's start too.
             "expire_date": f"{expire_days}d" if expire_days else "0",
         }

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -160,3 +161,10 @@ def _running(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def test_keys_do_not_name_the_machine_they_were_made_on(gpg: GnuPG) -> None:
+    fpr = gpg.create_key("securedrop-wm source", "a" * 64)
+    (uid,) = gpg.key_info(fpr).uids
+    assert socket.gethostname() not in uid
+    assert uid == "securedrop-wm source <nobody@securedrop-wm.invalid>"
