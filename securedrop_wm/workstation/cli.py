@@ -35,9 +35,12 @@ config_option = click.option(
 
 
 @click.group()
-def workstation() -> None:
+@click.pass_context
+def workstation(ctx: click.Context) -> None:
     """The air-gapped responder workstation (journalist UI, case database)."""
-    os.umask(0o077)
+    # Private files while the command runs; the caller's umask comes back afterwards.
+    previous = os.umask(0o077)
+    ctx.call_on_close(lambda: os.umask(previous))
 
 
 @workstation.command()

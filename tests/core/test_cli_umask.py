@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
+from click.testing import CliRunner
+
+from securedrop_wm.workstation.cli import workstation
 from tests.conftest import Responders, init_data_dir, short_tempdir
 
 
@@ -22,3 +26,12 @@ def test_init_writes_private_files_and_restores_the_umask(responders: Responders
         os.umask(before)
         os.system(f"gpgconf --homedir '{data_dir / 'gnupg'}' --kill gpg-agent")  # noqa: S605
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_workstation_commands_restore_the_umask(tmp_path: Path) -> None:
+    before = os.umask(0o022)
+    try:
+        CliRunner().invoke(workstation, ["verify-audit", "--data-dir", str(tmp_path / "none")])
+        assert os.umask(0o022) == 0o022
+    finally:
+        os.umask(before)

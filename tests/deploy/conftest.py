@@ -30,13 +30,21 @@ TOOLS = ("systemd-nspawn", "debootstrap", "tinyproxy", "nsenter", "ssh", "ssh-ke
 
 
 @pytest.fixture(scope="session")
-def deploy_env() -> None:
-    """Fail early, and clearly, where the machine cannot run a deployment test."""
+def deploy_env() -> Iterator[None]:
+    """Fail early, and clearly, where the machine cannot run a deployment test.
+
+    Everything the harness starts (ssh, the container's sshd, ansible) inherits this
+    process's umask; an admin's shell has 022, and so do these tests, whatever an
+    earlier test left behind.
+    """
     if os.geteuid() != 0:
         pytest.skip("the deployment tests boot containers: they need root")
     missing = [t for t in TOOLS if shutil.which(t) is None]
     if missing:
         pytest.fail(f"missing tools for the deployment tests: {', '.join(missing)}")
+    previous = os.umask(0o022)
+    yield
+    os.umask(previous)
 
 
 @pytest.fixture(scope="session")
