@@ -40,10 +40,7 @@ config_option = click.option(
 
 
 def _load(config: str | None) -> Settings:
-    try:
-        return load_settings(_config_path(config))
-    except SecureDropError as e:
-        raise click.ClickException(str(e)) from None
+    return load_settings(_config_path(config))
 
 
 class _Context:
@@ -61,7 +58,17 @@ class _Context:
             self._drop.close()
 
 
-@click.group()
+class _DropGroup(click.Group):
+    """A group that shows any domain error as a one-line message and exit status 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SecureDropError as e:
+            raise click.ClickException(str(e)) from None
+
+
+@click.group(cls=_DropGroup)
 @config_option
 @click.version_option(package_name="securedrop-wm")
 @click.pass_context
@@ -125,8 +132,6 @@ def init(
         gpg.require_encryption_keys(fingerprints)
         workstation = gpg.import_keys(workstation_key.read_text())[0] if workstation_key else ""
         signing = gpg.create_key("securedrop-wm server signing key", None)
-    except SecureDropError as e:
-        raise click.ClickException(str(e)) from None
     finally:
         gpg.close()
     kdf_lines = ""
@@ -466,10 +471,7 @@ def add_reply_command(state: _Context, designation: str, message: str | None) ->
     text = message if message is not None else sys.stdin.read()
     if not text.strip():
         raise click.ClickException("the reply is empty")
-    try:
-        uuid = add_reply(state.drop(), designation, text)
-    except SecureDropError as e:
-        raise click.ClickException(str(e)) from None
+    uuid = add_reply(state.drop(), designation, text)
     click.echo(uuid)
 
 
@@ -507,10 +509,7 @@ def export_command(state: _Context, output: Path) -> None:
 
     if output.exists():
         raise click.ClickException(f"{output} exists already; refusing to overwrite it")
-    try:
-        manifest = export_bundle(state.drop(), output)
-    except SecureDropError as e:
-        raise click.ClickException(str(e)) from None
+    manifest = export_bundle(state.drop(), output)
     reports = {i.report_id for i in manifest.items}
     urgent = {i.report_id for i in manifest.items if i.urgent}
     click.echo(
@@ -564,10 +563,7 @@ def transfer_token_create(state: _Context, name: str) -> None:
     """Make a token for NAME and print it: it is shown this once."""
     from .transfer import create_token
 
-    try:
-        click.echo(create_token(state.drop(), name))
-    except SecureDropError as e:
-        raise click.ClickException(str(e)) from None
+    click.echo(create_token(state.drop(), name))
 
 
 @transfer_token.command("rotate")
@@ -577,10 +573,7 @@ def transfer_token_rotate(state: _Context, name: str) -> None:
     """Replace NAME's token with a new one (printed once); the old one stops working."""
     from .transfer import rotate_token
 
-    try:
-        click.echo(rotate_token(state.drop(), name))
-    except SecureDropError as e:
-        raise click.ClickException(str(e)) from None
+    click.echo(rotate_token(state.drop(), name))
 
 
 @transfer_token.command("revoke")
@@ -590,10 +583,7 @@ def transfer_token_revoke(state: _Context, name: str) -> None:
     """Delete NAME's token."""
     from .transfer import revoke_token
 
-    try:
-        revoke_token(state.drop(), name)
-    except SecureDropError as e:
-        raise click.ClickException(str(e)) from None
+    revoke_token(state.drop(), name)
     click.echo(f"revoked the token {name}")
 
 
