@@ -28,9 +28,12 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
+PYTHON=${SDWM_PYTHON:-/usr/bin/python3}
 VENV=${SDWM_VENV:-.venv}
-[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
-"$VENV/bin/pip" install -q -e .
+[ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+"$VENV/bin/pip" install -q --require-hashes -r requirements/build.txt
+"$VENV/bin/pip" install -q --require-hashes --no-build-isolation -r requirements/test.txt
+"$VENV/bin/pip" install -q --no-deps --no-build-isolation -e .
 
 DATA=${SDWM_DATA:-data}
 if [ ! -f "$DATA/config.toml" ]; then

@@ -19,10 +19,16 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
+# Debian's Python: it carries the distribution's security fixes (CVE-2024-6232 in
+# tarfile among them, tests/core/test_runtime.py); a self-built one may not.
+PYTHON=${SDWM_PYTHON:-/usr/bin/python3}
 VENV=${SDWM_VENV:-.venv}
-[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
-"$VENV/bin/pip" install -q --upgrade pip
-"$VENV/bin/pip" install -q -e ".[test]"
+[ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+# Exactly the locked releases, each checked against its hash, then the project itself
+# with nothing more (its build backend, setuptools, is in the lock too).
+"$VENV/bin/pip" install -q --require-hashes -r requirements/build.txt
+"$VENV/bin/pip" install -q --require-hashes --no-build-isolation -r requirements/test.txt
+"$VENV/bin/pip" install -q --no-deps --no-build-isolation -e .
 
 export PATH="$PWD/$VENV/bin:$PATH"
 ruff check .
