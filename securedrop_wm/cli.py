@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import secrets
 import signal
@@ -58,14 +59,55 @@ class _Context:
             self._drop.close()
 
 
+# Commands of another machine, imported only when used: the drop server installs neither
+# the workstation's extras (pyotp, Pillow, pypdf) nor the transfer client's.
+_LAZY_COMMANDS = {
+    "workstation": ("securedrop_wm.workstation.cli", "workstation", "workstation"),
+}
+
+
 class _DropGroup(click.Group):
-    """A group that shows any domain error as a one-line message and exit status 1."""
+    """A group that shows any domain error as a one-line message and exit status 1, and
+    loads the commands of the other machines lazily."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except SecureDropError as e:
             raise click.ClickException(str(e)) from None
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *_LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in _LAZY_COMMANDS:
+            return super().get_command(ctx, cmd_name)
+        module_name, attribute, extra = _LAZY_COMMANDS[cmd_name]
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as e:
+            return _missing_extra(cmd_name, extra, e)
+        command: click.Command = getattr(module, attribute)
+        return command
+
+
+def _missing_extra(name: str, extra: str, error: ImportError) -> click.Command:
+    """A stand-in for a command whose machine's packages are not installed here."""
+    message = (
+        f"the {name} commands need packages this installation does not have "
+        f"({error.name}): install requirements/{extra}.txt, or pip install "
+        f"'securedrop-wm[{extra}]'"
+    )
+
+    def refuse() -> None:
+        raise click.ClickException(message)
+
+    return click.Command(
+        name,
+        callback=refuse,
+        help=f"Not installed here: needs the {extra} packages.",
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    )
 
 
 @click.group(cls=_DropGroup)
@@ -751,17 +793,21 @@ def _transfer_options(f: _F) -> _F:
 
 def _transfer_client(options: dict[str, Any], **more: Any) -> Any:
     """A TransferClient for the options given, which tells the user about retries."""
-    from .transfer_client import TransferClient, TransferError, load_transfer_settings
+    try:
+        from .transfer_client import TransferClient, TransferError, load_transfer_settings
+    except ImportError as e:
+        raise click.ClickException(
+            f"the transfer commands need packages this installation does not have "
+            f"({e.name}): install requirements/transfer.txt, or pip install "
+            "'securedrop-wm[transfer]'"
+        ) from None
 
     config = options.pop("transfer_config")
     if config is None:
         base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
         default = base / "securedrop-wm" / "transfer.toml"
         config = default if default.is_file() else None
-    try:
-        settings = load_transfer_settings(config, **options, **more)
-    except TransferError as e:
-        raise click.ClickException(str(e)) from None
+    settings = load_transfer_settings(config, **options, **more)
 
     def on_retry(attempt: int, error: TransferError, delay: float) -> None:
         click.echo(f"attempt {attempt} failed: {error}; trying again in {delay:g} s", err=True)
@@ -807,13 +853,8 @@ def transfer() -> None:
 @_transfer_options
 def transfer_status_command(**options: Any) -> None:
     """How many reports wait for the workstation, and how many are urgent."""
-    from .transfer_client import TransferError
-
     with _transfer_client(options) as client:
-        try:
-            status = client.status()
-        except TransferError as e:
-            raise click.ClickException(str(e)) from None
+        status = client.status()
     click.echo(f"{status.pending} report(s) waiting, {status.urgent_pending} urgent")
 
 
@@ -826,8 +867,6 @@ def transfer_status_command(**options: Any) -> None:
 @_transfer_options
 def transfer_pull(output_dir: Path | None, **options: Any) -> None:
     """Download the next export bundle (everything not yet acknowledged)."""
-    from .transfer_client import TransferError
-
     with _transfer_client(options, output_dir=output_dir) as client:
         folder = client.settings.output_dir
         if folder is None:
@@ -835,8 +874,6 @@ def transfer_pull(output_dir: Path | None, **options: Any) -> None:
         bar = _ProgressBar("export bundle")
         try:
             bundle = client.pull(folder, bar)
-        except TransferError as e:
-            raise click.ClickException(str(e)) from None
         finally:
             bar.close()
     click.echo(
@@ -850,14 +887,10 @@ def transfer_pull(output_dir: Path | None, **options: Any) -> None:
 @_transfer_options
 def transfer_push(bundle: Path, **options: Any) -> None:
     """Upload the reply bundle BUNDLE made on the workstation."""
-    from .transfer_client import TransferError
-
     with _transfer_client(options) as client:
         bar = _ProgressBar("reply bundle")
         try:
             result = client.push(bundle, bar)
-        except TransferError as e:
-            raise click.ClickException(str(e)) from None
         finally:
             bar.close()
     if result.already_imported:
@@ -868,17 +901,6 @@ def transfer_push(bundle: Path, **options: Any) -> None:
         f"{result.replies_skipped} skipped, {result.acknowledged} submission(s) acknowledged, "
         f"{result.purged} ciphertext(s) purged"
     )
-
-
-def _register_workstation() -> None:
-    # The workstation's commands live with its core; registered here so one console
-    # script serves both machines.
-    from .workstation.cli import workstation
-
-    main.add_command(workstation)
-
-
-_register_workstation()
 
 
 def run(*args: Any) -> None:
