@@ -317,6 +317,7 @@ def verify_export_bundle(
     server_fingerprint: str,
     workdir: Path | None,
     limits: Limits = EXPORT_LIMITS,
+    progress: Progress | None = None,
 ) -> VerifiedExport:
     """Verify an export bundle signed by the pinned server key ``server_fingerprint``.
 
@@ -324,7 +325,9 @@ def verify_export_bundle(
         verifies only (hashes and discards), e.g. to preview a bundle.
     :raises BundleError: (a subclass saying why) and keeps nothing.
     """
-    result = _read_bundle(path, gpg, server_fingerprint, "server", _export_members, limits, workdir)
+    result = _read_bundle(
+        path, gpg, server_fingerprint, "server", _export_members, limits, workdir, progress
+    )
     manifest, folder, sha = result
     assert isinstance(manifest, ExportManifest)
     return VerifiedExport(manifest, folder, sha)
@@ -337,6 +340,7 @@ def verify_reply_bundle(
     server_id: str | None,
     workdir: Path | None,
     limits: Limits = REPLY_LIMITS,
+    progress: Progress | None = None,
 ) -> VerifiedReplies:
     """Verify a reply bundle signed by the pinned workstation key and meant for ``server_id``.
 
@@ -344,7 +348,7 @@ def verify_reply_bundle(
     :raises BundleError: (a subclass saying why) and keeps nothing.
     """
     manifest, folder, sha = _read_bundle(
-        path, gpg, workstation_fingerprint, "workstation", _reply_members, limits, workdir
+        path, gpg, workstation_fingerprint, "workstation", _reply_members, limits, workdir, progress
     )
     assert isinstance(manifest, ReplyManifest)
     if server_id is not None and manifest.server_id != server_id.upper():
@@ -431,6 +435,7 @@ def _write_bundle(
     manifest: bytes,
     members: Sequence[tuple[str, Path, int]],
     output: Path,
+    progress: Progress | None = None,
 ) -> None:
     """Sign ``manifest`` and write the tar atomically: a temp file, fsync, rename."""
     temp = output.with_name(f".{output.name}.tmp-{secrets.token_hex(8)}")
@@ -443,9 +448,14 @@ def _write_bundle(
             with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
                 _add_bytes(tar, MANIFEST, manifest)
                 _add_bytes(tar, SIGNATURE, signature)
+                total = sum(size for _name, _path, size in members)
+                done = 0
                 for name, path, size in members:
                     with path.open("rb") as f:
                         tar.addfile(_tarinfo(name, size), f)
+                    done += size
+                    if progress is not None:
+                        progress(done, total)
             raw.flush()
             os.fsync(raw.fileno())
         os.replace(temp, output)
@@ -496,6 +506,9 @@ def _hash_file(path: Path) -> tuple[int, str]:
 _Manifest = ExportManifest | ReplyManifest
 # A manifest parser: the JSON, the pinned signer and the limits in; the manifest and the
 # members it pins (name -> (size, SHA-256)) out.
+Progress = Callable[[int, int], None]
+"""Told ``(done, total)`` in bytes as a bundle is written or read, for a progress bar."""
+
 _Parser = Callable[[dict[str, Any], str, Limits], tuple[_Manifest, dict[str, tuple[int, str]]]]
 
 
@@ -507,6 +520,7 @@ def _read_bundle(
     parse: _Parser,
     limits: Limits,
     workdir: Path | None,
+    progress: Progress | None = None,
 ) -> tuple[_Manifest, Path | None, str]:
     """Read, check and (into a private folder of ``workdir``) keep a bundle's members."""
     signer = signer.replace(" ", "").upper()
@@ -528,7 +542,9 @@ def _read_bundle(
         except OSError as e:
             raise BundleFormatError(f"cannot read the bundle {path.name}: {e.strerror}") from e
         with f:
-            manifest = _read_members(f, total, gpg, signer, role, parse, limits, folder)
+            manifest = _read_members(f, total, gpg, signer, role, parse, limits, folder, progress)
+        if progress is not None:
+            progress(total, total)
     except BaseException:
         if folder is not None:
             shutil.rmtree(folder, ignore_errors=True)
@@ -545,6 +561,7 @@ def _read_members(
     parse: _Parser,
     limits: Limits,
     folder: Path | None,
+    progress: Progress | None = None,
 ) -> tuple[_Manifest, str]:
     try:
         tar = tarfile.open(fileobj=f, mode="r:")
@@ -558,6 +575,8 @@ def _read_members(
     count = 0
     with tar:
         for info in _members(tar):
+            if progress is not None:
+                progress(min(f.tell(), total), total)
             count += 1
             name = _check_member(info, count, limits)
             if name in seen:
@@ -1020,7 +1039,7 @@ def _check_unique(values: Iterable[str], what: str) -> None:
 # -- server side ----------------------------------------------------------------------
 
 
-def export_bundle(drop: Drop, output: Path) -> ExportManifest:
+def export_bundle(drop: Drop, output: Path, progress: Progress | None = None) -> ExportManifest:
     """Write the next export bundle: every submission not yet acknowledged, signed.
 
     :raises BundleError: the bundle could not be written; no output is left behind.
@@ -1029,10 +1048,10 @@ def export_bundle(drop: Drop, output: Path) -> ExportManifest:
     if not output.parent.is_dir():
         raise BundleError(f"cannot write the bundle: there is no folder {output.parent}")
     with _store_lock(drop, exclusive=False):
-        return _export(drop, output, server_id)
+        return _export(drop, output, server_id, progress)
 
 
-def _export(drop: Drop, output: Path, server_id: str) -> ExportManifest:
+def _export(drop: Drop, output: Path, server_id: str, progress: Progress | None) -> ExportManifest:
     with drop.sessions() as db:
         rows = db.execute(
             select(Submission, Report, Source)
@@ -1083,7 +1102,7 @@ def _export(drop: Drop, output: Path, server_id: str) -> ExportManifest:
             sources=tuple(sources.values()),
             items=tuple(items),
         )
-        _write_bundle(drop.gpg, server_id, None, _export_json(manifest), members, output)
+        _write_bundle(drop.gpg, server_id, None, _export_json(manifest), members, output, progress)
     return manifest
 
 
@@ -1113,7 +1132,9 @@ def _next_export_sequence(drop: Drop, server_id: str) -> int:
     raise BundleError("could not take an export sequence number (database busy); try again")
 
 
-def import_reply_bundle(drop: Drop, path: Path, limits: Limits = REPLY_LIMITS) -> ReplyImport:
+def import_reply_bundle(
+    drop: Drop, path: Path, limits: Limits = REPLY_LIMITS, progress: Progress | None = None
+) -> ReplyImport:
     """Verify a reply bundle from the pinned workstation, then import it all or nothing.
 
     Stores the replies, marks acknowledged submissions (and reports whose submissions are
@@ -1129,7 +1150,7 @@ def import_reply_bundle(drop: Drop, path: Path, limits: Limits = REPLY_LIMITS) -
     tmp_root = drop.settings.data_dir / "tmp"
     tmp_root.mkdir(mode=0o700, exist_ok=True)
     with verify_reply_bundle(
-        path, drop.gpg, pinned, drop.settings.signing_fingerprint, tmp_root, limits
+        path, drop.gpg, pinned, drop.settings.signing_fingerprint, tmp_root, limits, progress
     ) as verified:
         try:
             result = _import_verified(drop, pinned, verified)

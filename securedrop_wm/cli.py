@@ -551,7 +551,11 @@ def export_command(state: _Context, output: Path) -> None:
 
     if output.exists():
         raise click.ClickException(f"{output} exists already; refusing to overwrite it")
-    manifest = export_bundle(state.drop(), output)
+    bar = _ProgressBar("export bundle")
+    try:
+        manifest = export_bundle(state.drop(), output, bar)
+    finally:
+        bar.close()
     reports = {i.report_id for i in manifest.items}
     urgent = {i.report_id for i in manifest.items if i.urgent}
     click.echo(
@@ -568,10 +572,13 @@ def import_replies_command(state: _Context, bundle: Path) -> None:
     """Verify a reply bundle from the workstation, store its replies, purge what is due."""
     from .bundles import import_reply_bundle
 
+    bar = _ProgressBar("reply bundle")
     try:
-        result = import_reply_bundle(state.drop(), bundle)
+        result = import_reply_bundle(state.drop(), bundle, progress=bar)
     except SecureDropError as e:
         raise click.ClickException(f"refused, nothing imported: {e}") from None
+    finally:
+        bar.close()
     if result.already_imported:
         click.echo(f"reply bundle {result.sequence} was already imported; nothing changed")
         return
@@ -816,14 +823,18 @@ def _transfer_client(options: dict[str, Any], **more: Any) -> Any:
 
 
 class _ProgressBar:
-    """A click progress bar on stderr, started again for each attempt."""
+    """A click progress bar on stderr, started again for each attempt; silent when stderr
+    is not a terminal (scripts, cron, logs)."""
 
     def __init__(self, label: str) -> None:
         self.label = label
         self._bar: Any = None
         self._done = 0
+        self.shown = sys.stderr.isatty()
 
     def __call__(self, done: int, total: int) -> None:
+        if not self.shown:
+            return
         if done == 0 or self._bar is None:
             self.close()
             self._bar = click.progressbar(
