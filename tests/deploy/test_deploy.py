@@ -82,6 +82,32 @@ def test_second_run_changes_nothing(drop: Deployment) -> None:
     assert second["changed"] == 0, drop.logs[1].read_text()[-5000:]
 
 
+def locked(lock: Path) -> dict[str, str]:
+    """The ``name==version`` pins of a hash-locked requirements file."""
+    pins = {}
+    for line in lock.read_text().splitlines():
+        if "==" in line and not line.startswith((" ", "#")):
+            name, version = line.split(" ")[0].split("==")
+            pins[name.lower().replace("_", "-")] = version
+    return pins
+
+
+def test_the_server_runs_exactly_the_locked_set(drop: Deployment, app_source: Path) -> None:
+    # The venv holds the server's lock and the build tools' lock, at their pinned
+    # releases, plus the app: no workstation parser, no transfer client, nothing newer.
+    frozen = sh(drop, "/opt/securedrop-wm/venv/bin/pip list --format=freeze")
+    installed = {
+        name.lower().replace("_", "-"): version
+        for name, version in (line.split("==") for line in frozen.splitlines())
+    }
+    locks = app_source / "requirements"
+    wanted = locked(locks / "server.txt") | locked(locks / "build.txt")
+    assert installed.pop("securedrop-wm")
+    assert installed == wanted
+    for absent in ("pillow", "pypdf", "pyotp", "requests", "pysocks"):
+        assert absent not in installed
+
+
 def test_tor_and_both_apps_are_active(drop: Deployment) -> None:
     for unit in UNITS:
         assert sh(drop, f"systemctl is-active {unit}") == "active", unit
@@ -268,7 +294,7 @@ def test_update_to_a_new_release(drop: Deployment, app_source: Path, tmp_path: P
     assert recap["changed"] > 0
     venv = "/opt/securedrop-wm/venv/bin"
     assert sh(drop, f"{venv}/securedrop-wm --version").endswith("99.0.0")
-    assert sh(drop, f"ls {venv}/../../dist") == new.name
+    assert sh(drop, f"cd {venv}/../../dist && ls *.whl") == new.name
     for unit in UNITS:
         assert sh(drop, f"systemctl is-active {unit}") == "active", unit
     assert source_get(drop, "/") == 200
