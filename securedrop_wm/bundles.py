@@ -717,6 +717,14 @@ def _check_end(f: IO[bytes], tar: tarfile.TarFile, total: int, missing: list[str
             raise BundleFormatError("the bundle has data after its end-of-archive mark")
 
 
+# What to do when the pinned key is missing from the keyring, on each machine.
+_MISSING_KEY_HINTS = {
+    "workstation": "register it again with `securedrop-wm workstation-key set FILE`",
+    "server": "import the server's public key into the workstation's GnuPG home "
+    "(`gpg --homedir GNUPG-HOME --import server.asc`)",
+}
+
+
 def _verify_signature(
     gpg: GnuPG, manifest: bytes, signature: bytes, signer: str, role: str
 ) -> None:
@@ -762,7 +770,7 @@ def _verify_signature(
             if signer.endswith(keyid):
                 raise UnknownSignerError(
                     f"signed by the pinned {role} key {signer}, but that key is not in "
-                    "this keyring: import it first"
+                    f"this keyring: {_MISSING_KEY_HINTS.get(role, 'import it first')}"
                 )
             raise UnknownSignerError(
                 f"signed by an unknown key {keyid}, not by the pinned {role} key {signer}"
@@ -1145,7 +1153,8 @@ def import_reply_bundle(
     pinned = drop.settings.workstation_fingerprint
     if pinned is None:
         raise UnknownSignerError(
-            "no workstation key is configured (securedrop-wm init --workstation-key)"
+            "no workstation key is registered: run `securedrop-wm workstation-key set FILE` "
+            "with the workstation's public key"
         )
     tmp_root = drop.settings.data_dir / "tmp"
     tmp_root.mkdir(mode=0o700, exist_ok=True)

@@ -138,6 +138,19 @@ class GnuPG:
             result = self._gpg.scan_keys_mem(data)
         return [(str(key["type"]), str(key["fingerprint"])) for key in result]
 
+    def inspect_keys(self, data: str | bytes) -> list[tuple[str, KeyInfo]]:
+        """What key data holds, without importing anything: for each primary key,
+        ``"pub"`` or ``"sec"`` and what gpg says of it (expiry, usable capabilities)."""
+        with self._keyring.hold():
+            result = self._gpg.scan_keys_mem(data)
+        return [(str(key["type"]), _key_info(key)) for key in result]
+
+    def has_secret_key(self, fingerprint: str) -> bool:
+        """Whether this home holds the secret part of ``fingerprint``."""
+        with self._keyring.hold():
+            keys = self._gpg.list_keys(secret=True, keys=[fingerprint])
+        return any(key["fingerprint"] == fingerprint for key in keys)
+
     def export_public_key(self, fingerprint: str) -> str:
         """The armored public key for ``fingerprint``.
 
@@ -158,16 +171,7 @@ class GnuPG:
             keys = self._gpg.list_keys(keys=[fingerprint])
         for key in keys:
             if key["fingerprint"] == fingerprint:
-                expires = int(key["expires"]) if key.get("expires") else None
-                cap = key.get("cap", "")
-                return KeyInfo(
-                    fingerprint=fingerprint,
-                    uids=tuple(key.get("uids", [])),
-                    expires=expires,
-                    can_encrypt="E" in cap,
-                    can_sign="S" in cap,
-                    revoked=key.get("trust") == "r",
-                )
+                return _key_info(key)
         raise KeyMissingError(f"key {fingerprint} is not in the keyring")
 
     def require_encryption_keys(self, fingerprints: Iterable[str]) -> None:
@@ -623,6 +627,19 @@ class _BytesReader:
 
     def close(self) -> None:
         return None
+
+
+def _key_info(key: dict[str, Any]) -> KeyInfo:
+    """A key as python-gnupg lists it; upper-case capabilities are the usable ones."""
+    cap = key.get("cap", "")
+    return KeyInfo(
+        fingerprint=str(key["fingerprint"]),
+        uids=tuple(key.get("uids", [])),
+        expires=int(key["expires"]) if key.get("expires") else None,
+        can_encrypt="E" in cap,
+        can_sign="S" in cap,
+        revoked=key.get("trust") == "r",
+    )
 
 
 def _remove_stale_workshops(workshops: Path) -> None:

@@ -35,6 +35,11 @@ class KeyUnusableError(CryptoError):
     """Raised when a key exists but cannot encrypt or sign (no such capability)."""
 
 
+class KeyRefusedError(CryptoError):
+    """Raised when a key given to the server is refused (a secret key, expired, cannot
+    encrypt or sign, the team key removed); the message says why. Nothing changed."""
+
+
 class EncryptionError(CryptoError):
     """Raised when gpg fails to encrypt; nothing is stored."""
 

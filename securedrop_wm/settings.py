@@ -7,6 +7,7 @@ readable by the service user only; ``securedrop-wm init`` writes both.
 from __future__ import annotations
 
 import os
+import secrets as _random
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -37,7 +38,9 @@ class Settings:
     gpg_home: Path
     store_dir: Path
     responder_fingerprints: tuple[str, ...]
-    team_fingerprint: str
+    # None only when loaded with require_team_key=False: a server whose team key is not
+    # registered yet, which only the key commands open.
+    team_fingerprint: str | None
     signing_fingerprint: str
     workstation_fingerprint: str | None
     lookup_pepper: bytes = field(repr=False)
@@ -70,28 +73,50 @@ _INT_FIELDS = {
 }
 
 
-def load_settings(config_path: Path | str, environ: Mapping[str, str] | None = None) -> Settings:
+def load_settings(
+    config_path: Path | str,
+    environ: Mapping[str, str] | None = None,
+    *,
+    require_team_key: bool = True,
+) -> Settings:
     """Read ``config_path`` (and ``secrets.toml`` beside it), apply ``SDWM_*`` overrides.
 
+    :param require_team_key: False only for the commands that register keys: a server
+        whose team key is not registered yet can encrypt nothing, so nothing else runs.
     :raises SettingsError: naming the first setting that is missing or invalid.
     """
     environ = os.environ if environ is None else environ
     path = Path(config_path)
-    raw = _read_toml(path, "config file")
+    raw = _read_toml(
+        path,
+        "config file",
+        f"make it with `securedrop-wm init --data-dir {_data_dir_of(path)}`, or name "
+        f"another with --config or ${CONFIG_ENV}",
+    )
     secrets_path = path.with_name("secrets.toml")
-    secrets = _read_toml(secrets_path, "secrets file")
+    secrets = _read_toml(
+        secrets_path,
+        "secrets file",
+        "`securedrop-wm init` wrote it beside config.toml: restore it from a backup",
+    )
     for key, value in environ.items():
         if key.startswith(ENV_PREFIX) and key != CONFIG_ENV:
             raw[key[len(ENV_PREFIX) :].lower()] = _parse_env_value(value)
-    return _build(raw, secrets, base=path.parent)
+    return _build(raw, secrets, base=path.parent, require_team_key=require_team_key)
 
 
-def _read_toml(path: Path, what: str) -> dict[str, Any]:
+def _data_dir_of(config_path: Path) -> str:
+    """What to give ``init --data-dir`` so that it writes ``config_path``."""
+    return str(config_path.parent) if config_path.name == "config.toml" else "DIR"
+
+
+def _read_toml(path: Path, what: str, missing_hint: str = "") -> dict[str, Any]:
     try:
         with path.open("rb") as f:
             return tomllib.load(f)
     except FileNotFoundError:
-        raise SettingsError(f"{what} not found: {path} (run `securedrop-wm init`)") from None
+        hint = f" ({missing_hint})" if missing_hint else ""
+        raise SettingsError(f"{what} not found: {path}{hint}") from None
     except tomllib.TOMLDecodeError as e:
         raise SettingsError(f"{what} {path} is not valid TOML: {e}") from None
     except OSError as e:
@@ -105,7 +130,9 @@ def _parse_env_value(value: str) -> Any:
         return value
 
 
-def _build(raw: dict[str, Any], secrets: dict[str, Any], base: Path) -> Settings:
+def _build(
+    raw: dict[str, Any], secrets: dict[str, Any], base: Path, require_team_key: bool = True
+) -> Settings:
     def path_setting(name: str, default: Path) -> Path:
         value = raw.get(name)
         if value is None:
@@ -119,11 +146,16 @@ def _build(raw: dict[str, Any], secrets: dict[str, Any], base: Path) -> Settings
     fingerprints = raw.get("responder_fingerprints", [])
     if not isinstance(fingerprints, list) or not all(isinstance(f, str) for f in fingerprints):
         raise SettingsError("setting 'responder_fingerprints' must be a list of strings")
-    team = raw.get("team_fingerprint")
+    team = raw.get("team_fingerprint", "")
     all_fprs = tuple(_fingerprint(f, "responder_fingerprints") for f in fingerprints)
     if not isinstance(team, str):
-        raise SettingsError("setting 'team_fingerprint' is missing")
-    team_fpr = _fingerprint(team, "team_fingerprint")
+        raise SettingsError("setting 'team_fingerprint' must be a fingerprint string")
+    team_fpr = _fingerprint(team, "team_fingerprint") if team else None
+    if team_fpr is None and require_team_key:
+        raise SettingsError(
+            "no team key is registered yet: run `securedrop-wm team-key set FILE` with the "
+            "team's public key (docs/server.md)"
+        )
     signing = raw.get("signing_fingerprint")
     if not isinstance(signing, str):
         raise SettingsError("setting 'signing_fingerprint' is missing")
@@ -161,7 +193,9 @@ def _build(raw: dict[str, Any], secrets: dict[str, Any], base: Path) -> Settings
         database_url=database_url,
         gpg_home=path_setting("gpg_home", data_dir / "gnupg"),
         store_dir=path_setting("store_dir", data_dir / "store"),
-        responder_fingerprints=all_fprs if team_fpr in all_fprs else (team_fpr, *all_fprs),
+        responder_fingerprints=(
+            all_fprs if team_fpr is None or team_fpr in all_fprs else (team_fpr, *all_fprs)
+        ),
         team_fingerprint=team_fpr,
         signing_fingerprint=_fingerprint(signing, "signing_fingerprint"),
         workstation_fingerprint=(
@@ -204,3 +238,23 @@ def _secret(secrets: dict[str, Any], name: str) -> bytes:
     if len(raw) < 32:
         raise SettingsError(f"secret '{name}' must be at least 32 bytes of hex in secrets.toml")
     return raw
+
+
+def write_atomically(path: Path, text: str, mode: int = 0o600) -> None:
+    """Replace ``path`` with ``text`` in one step: a temp file beside it, fsync, rename,
+    fsync the folder. A crash leaves the old file or the new one, never half of one."""
+    temp = path.with_name(f".{path.name}.{_random.token_hex(8)}.tmp")
+    try:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
+    folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)

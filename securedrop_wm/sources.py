@@ -20,6 +20,7 @@ from .drop import Drop
 from .errors import (
     EmptyReportError,
     FileNameError,
+    KeyMissingError,
     ReportError,
     ReportTooLargeError,
     SecureDropError,
@@ -288,7 +289,10 @@ def add_reply(drop: Drop, designation: str, text: str) -> str:
         source = db.scalar(select(Source).where(Source.designation == designation))
     if source is None:
         raise SourceNotFoundError(f"no source is designated {designation!r}")
-    recipients = [source.key_fingerprint, drop.settings.team_fingerprint]
+    team = drop.settings.team_fingerprint
+    if team is None:  # only a server opened for key administration lacks it
+        raise KeyMissingError("no team key is registered: run `securedrop-wm team-key set FILE`")
+    recipients = [source.key_fingerprint, team]
     temp = drop.store.new_temp_path()
     drop.gpg.encrypt_bytes(text.encode("utf-8"), recipients, temp)
     name = drop.store.commit(temp)

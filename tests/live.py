@@ -26,6 +26,15 @@ def free_port() -> int:
     raise RuntimeError("no free port found")
 
 
+def is_listening(port: int) -> bool:
+    """Whether something accepts connections on 127.0.0.1:``port``."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
 @dataclass
 class LiveServer:
     """A running ``securedrop-wm serve`` process and where its output went."""

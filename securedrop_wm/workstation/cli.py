@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shlex
 from pathlib import Path
 from typing import IO
 
@@ -83,7 +84,10 @@ def init(
     ws = _open(str(config_path))
     try:
         if server_key is None or server_fingerprint is None or admin is None:
-            click.echo(f"Initialized {data_dir}. Finish setup in the web page with the token:")
+            serve = "securedrop-wm workstation serve" + _config_flag(config_path)
+            click.echo(f"Initialized {data_dir}. Finish setup in the web page: run")
+            click.echo(f"  {serve}")
+            click.echo("open http://127.0.0.1:8081/setup and give it the setup token:")
             click.echo(f"  setup token: {token}")
             return
         password = admin_password or click.prompt(
@@ -100,6 +104,13 @@ def init(
             admin_username=admin,
             admin_password=password,
         )
+        public = []
+        for name, fingerprint in (
+            ("team.asc", result.settings.team_fingerprint),
+            ("workstation.asc", result.settings.signing_fingerprint),
+        ):
+            public.append(data_dir / name)
+            public[-1].write_text(keys.public_key(ws, fingerprint or ""))
     except SecureDropError as e:
         raise click.ClickException(str(e)) from None
     finally:
@@ -109,6 +120,18 @@ def init(
     click.echo(f"workstation key {s.signing_fingerprint}, server key {s.server_fingerprint}")
     click.echo(f"TOTP secret of {result.admin.username} (add it to an authenticator now):")
     click.echo(f"  {result.admin.totp_secret}")
+    click.echo(f"Public keys to carry to the drop server: {', '.join(map(str, public))}")
+    click.echo("There, register them:")
+    click.echo("  securedrop-wm team-key set team.asc")
+    click.echo("  securedrop-wm workstation-key set workstation.asc")
+
+
+def _config_flag(config_path: Path) -> str:
+    """`` --config PATH``, unless ``serve`` would find that config by itself."""
+    named = os.environ.get(CONFIG_ENV)
+    if Path(named or DEFAULT_CONFIG).resolve() == config_path.resolve():
+        return ""
+    return f" --config {shlex.quote(str(config_path))}"
 
 
 @workstation.command()

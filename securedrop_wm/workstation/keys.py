@@ -56,7 +56,8 @@ def require_secret_key(ws: Workstation, fingerprint: str, what: str) -> None:
     if not has_secret_key(ws, fingerprint):
         raise SecretKeyMissingError(
             f"the secret part of the {what} ({fingerprint}) is not in this workstation's "
-            "keyring: import it (admin, Keys) before decrypting"
+            f"keyring: import it with `gpg --homedir {ws.settings.gpg_home} --import FILE` "
+            "before decrypting"
         )
 
 
@@ -94,8 +95,8 @@ def first_run(
         raise SetupError("the server's signing key file holds no OpenPGP key") from None
     if pinned not in server_fprs:
         raise SetupError(
-            "the server's signing key does not have the fingerprint you typed: "
-            "check both against the server's `securedrop-wm init` output"
+            "the server's signing key does not have the fingerprint you typed: check both "
+            "against what `securedrop-wm signing-key export` printed on the server"
         )
     team_fpr = _key(ws, team, "securedrop-wm response team")
     signing_fpr = _key(ws, signing, "securedrop-wm responder workstation")

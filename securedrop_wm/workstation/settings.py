@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SettingsError
-from ..settings import _fingerprint, _parse_env_value, _read_toml, _secret
+from ..settings import (
+    _data_dir_of,
+    _fingerprint,
+    _parse_env_value,
+    _read_toml,
+    _secret,
+    write_atomically,
+)
 
 ENV_PREFIX = "SDWM_WS_"
 CONFIG_ENV = "SDWM_WS_CONFIG"
@@ -63,8 +70,17 @@ def load_workstation_settings(
     """
     environ = os.environ if environ is None else environ
     path = Path(config_path)
-    raw = _read_toml(path, "workstation config file")
-    secrets = _read_toml(path.with_name("secrets.toml"), "workstation secrets file")
+    raw = _read_toml(
+        path,
+        "workstation config file",
+        f"make it with `securedrop-wm workstation init --data-dir {_data_dir_of(path)}`, "
+        f"or name another with --config or ${CONFIG_ENV}",
+    )
+    secrets = _read_toml(
+        path.with_name("secrets.toml"),
+        "workstation secrets file",
+        "`securedrop-wm workstation init` wrote it beside config.toml: restore it from a backup",
+    )
     for key, value in environ.items():
         if key.startswith(ENV_PREFIX) and key != CONFIG_ENV:
             raw[key[len(ENV_PREFIX) :].lower()] = _parse_env_value(value)
@@ -137,13 +153,7 @@ def write_config(path: Path, values: Mapping[str, Any]) -> None:
             tables.extend(f"{k} = {_toml_value(v)}" for k, v in value.items())
         else:
             lines.append(f"{key} = {_toml_value(value)}")
-    temp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write("\n".join(lines + tables) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(temp, path)
+    write_atomically(path, "\n".join(lines + tables) + "\n")
 
 
 def _toml_value(value: Any) -> str:

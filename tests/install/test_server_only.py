@@ -134,6 +134,13 @@ def test_every_server_command_runs_without_the_workstation_extras(
     assert (cli.work / "bundle.tar").is_file(), exported.stdout  # type: ignore[attr-defined]
     cli(*config, "purge")
     cli(*config, "clean-orphans")
+    cli(*config, "signing-key", "export", "--output", "server.asc")
+    cli(*config, "team-key", "set", str(responders.team_public))
+    cli(*config, "workstation-key", "set", str(responders.workstation_public))
+    cli(*config, "responder-key", "add", str(responders.second_public))
+    cli(*config, "responder-key", "remove", responders.second_fingerprint)
+    assert "team\t" in cli(*config, "responder-key", "list").stdout
+    cli(*config, "workstation-key", "show")
     for command in ("serve", "serve-transfer", "import-replies", "add-reply"):
         assert "Usage:" in cli(*config, command, "--help").stdout
     # And the workstation's commands say what is missing instead of a traceback
@@ -141,6 +148,10 @@ def test_every_server_command_runs_without_the_workstation_extras(
     assert refused.returncode == 1
     assert "requirements/workstation.txt" in refused.stderr
     assert "Traceback" not in refused.stderr
+    refused = cli("demo", "up", "--data-dir", "demo", check=False)
+    assert refused.returncode == 1
+    assert "requirements/workstation.txt" in refused.stderr
+    assert not (cli.work / "demo").exists()  # type: ignore[attr-defined]
     refused = cli("transfer", "status", check=False)
     assert refused.returncode == 1
     assert "requirements/transfer.txt" in refused.stderr
