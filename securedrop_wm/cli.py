@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from .cli_keys import KEY_COMMANDS, accept_key_file, report_init
 from .crypto import GnuPG
 from .drop import Drop, clean_orphans, open_drop
 from .errors import SecureDropError
@@ -54,6 +55,9 @@ class _Context:
             self._drop = open_drop(_load(self.config))
         return self._drop
 
+    def config_path(self) -> Path:
+        return _config_path(self.config)
+
     def close(self) -> None:
         if self._drop is not None:
             self._drop.close()
@@ -63,6 +67,8 @@ class _Context:
 # the workstation's extras (pyotp, Pillow, pypdf) nor the transfer client's.
 _LAZY_COMMANDS = {
     "workstation": ("securedrop_wm.workstation.cli", "workstation", "workstation"),
+    # The demo serves the journalist UI too, so it needs the workstation's packages.
+    "demo": ("securedrop_wm.demo", "demo", "workstation"),
 }
 
 
@@ -125,6 +131,11 @@ def main(ctx: click.Context, config: str | None) -> None:
     ctx.call_on_close(state.close)
 
 
+# signing-key, team-key, responder-key, workstation-key (docs/server.md)
+for _command in KEY_COMMANDS:
+    main.add_command(_command)
+
+
 @main.command()
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), required=True)
 @click.option(
@@ -139,18 +150,12 @@ def main(ctx: click.Context, config: str | None) -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Armored public signing key of the responder workstation.",
 )
-@click.option(
-    "--demo-keys",
-    is_flag=True,
-    help="No responder keys given: create throwaway ones (for a local demo only).",
-)
 @click.option("--kdf-memory-kib", type=int, default=None, hidden=True)
 @click.option("--kdf-time-cost", type=int, default=None, hidden=True)
 def init(
     data_dir: Path,
     responder_keys: tuple[Path, ...],
     workstation_key: Path | None,
-    demo_keys: bool,
     kdf_memory_kib: int | None,
     kdf_time_cost: int | None,
 ) -> None:
@@ -158,21 +163,14 @@ def init(
     config_path = data_dir / "config.toml"
     if config_path.exists():
         raise click.ClickException(f"{config_path} exists already; refusing to overwrite it")
-    if not responder_keys and not demo_keys:
-        raise click.ClickException("give at least one --responder-key, or --demo-keys")
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(data_dir, 0o700)
     gpg = GnuPG(data_dir / "gnupg")
     try:
-        armored = [p.read_text() for p in responder_keys]
-        if demo_keys and not armored:
-            armored = [_create_demo_responder(data_dir)]
-        fingerprints = []
-        for text in armored:
-            imported = gpg.import_keys(text)
-            fingerprints.append(imported[0])
-        gpg.require_encryption_keys(fingerprints)
-        workstation = gpg.import_keys(workstation_key.read_text())[0] if workstation_key else ""
+        # Refused here as on an installed server: a secret, expired or unfit key.
+        keys = (accept_key_file(gpg, p, "encrypt") for p in responder_keys)
+        fingerprints = list(dict.fromkeys(keys))
+        workstation = accept_key_file(gpg, workstation_key, "sign") if workstation_key else ""
         signing = gpg.create_key("securedrop-wm server signing key", None)
     finally:
         gpg.close()
@@ -187,7 +185,7 @@ def init(
     _write_private(
         config_path,
         "# securedrop-wm drop server settings (docs/configuration.md)\n"
-        f'team_fingerprint = "{fingerprints[0]}"\n'
+        f'team_fingerprint = "{fingerprints[0] if fingerprints else ""}"\n'
         f"responder_fingerprints = [{fprs}]\n"
         f'signing_fingerprint = "{signing}"\n'
         f'workstation_fingerprint = "{workstation}"\n'
@@ -202,25 +200,9 @@ def init(
             for name in ("kdf_salt", "lookup_pepper", "key_pepper", "session_key")
         ),
     )
-    settings = load_settings(config_path)
+    settings = load_settings(config_path, require_team_key=False)
     open_drop(settings).close()
-    click.echo(f"Initialized {data_dir}: team key {fingerprints[0]}, signing key {signing}")
-
-
-def _create_demo_responder(data_dir: Path) -> str:
-    """A throwaway responder key whose secret part lives outside the server's GnuPG home."""
-    home = data_dir / "demo-responder-gnupg"
-    demo = GnuPG(home)
-    try:
-        fpr = demo.create_key("securedrop-wm demo responder (THROWAWAY)", None)
-        click.echo(
-            f"Created a throwaway responder key in {home}: for a local demo only. "
-            f"Decrypt with: gpg --homedir {home} --decrypt FILE",
-            err=True,
-        )
-        return demo.export_public_key(fpr)
-    finally:
-        demo.close()
+    report_init(data_dir, config_path, DEFAULT_CONFIG, fingerprints, workstation, signing)
 
 
 def _write_private(path: Path, text: str) -> None:
