@@ -26,6 +26,9 @@ from securedrop_wm.settings import Settings, load_settings
 from source_ui import create_app
 from tests.live import LiveServer, free_port
 
+# Fixture modules shared by several tiers; pytest reads pytest_plugins only here.
+pytest_plugins = ["tests.fixtures.bundles", "tests.fixtures.workstation"]
+
 # Argon2id parameters for tests only: the production ones cost ~0.2 s per derivation.
 FAST_KDF = ("--kdf-memory-kib", "1024", "--kdf-time-cost", "1")
 

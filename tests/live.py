@@ -1,5 +1,6 @@
-"""A real drop server (``securedrop-wm serve``: gunicorn, gthread workers) for tests
-that go through the HTTP stack: browser, canary, load, Tor."""
+"""A real server under gunicorn (gthread workers) for tests that go through the HTTP
+stack: the drop (``securedrop-wm serve``: browser, canary, load, Tor) and the transfer API
+(``securedrop-wm serve-transfer``: tests/transfer/test_live.py)."""
 
 from __future__ import annotations
 
@@ -37,7 +38,8 @@ def is_listening(port: int) -> bool:
 
 @dataclass
 class LiveServer:
-    """A running ``securedrop-wm serve`` process and where its output went."""
+    """A running server process (``python -m MODULE --config CONFIG *COMMAND --port ...``)
+    and where its output went: ``output`` if given, else ``log_dir/server.out``."""
 
     config: Path
     port: int
@@ -45,7 +47,16 @@ class LiveServer:
     threads: int = 4
     log_dir: Path | None = None
     env: dict[str, str] = field(default_factory=dict)
+    module: str = "securedrop_wm"
+    command: tuple[str, ...] = ("serve", "--host", "127.0.0.1")
+    output: Path | None = None
     process: subprocess.Popen[bytes] | None = None
+
+    @classmethod
+    def transfer_api(cls, config: Path, port: int, output: Path) -> LiveServer:
+        """The transfer API as ``securedrop-wm serve-transfer`` serves it (one worker, no
+        access log, loopback only), its output going to ``output``."""
+        return cls(config, port, workers=1, threads=2, command=("serve-transfer",), output=output)
 
     @property
     def url(self) -> str:
@@ -53,25 +64,25 @@ class LiveServer:
 
     @property
     def stdout_path(self) -> Path:
+        if self.output is not None:
+            return self.output
         assert self.log_dir is not None
         return self.log_dir / "server.out"
 
     def start(self, timeout: float = 30) -> LiveServer:
         """Start the server and wait until it accepts connections."""
-        if self.log_dir is None:
+        if self.output is None and self.log_dir is None:
             self.log_dir = self.config.parent.parent / "server-logs"
-        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.stdout_path.parent.mkdir(parents=True, exist_ok=True)
         out = self.stdout_path.open("ab")
         self.process = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
-                "securedrop_wm",
+                self.module,
                 "--config",
                 str(self.config),
-                "serve",
-                "--host",
-                "127.0.0.1",
+                *self.command,
                 "--port",
                 str(self.port),
                 "--workers",
@@ -88,14 +99,14 @@ class LiveServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"server exited: {self.stdout_path.read_text()}")
+                raise RuntimeError(f"{self.module} exited: {self.stdout_path.read_text()}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
                     return self
             except OSError:
                 time.sleep(0.1)
         self.stop()
-        raise RuntimeError("server did not start in time")
+        raise RuntimeError(f"{self.module} did not start in time")
 
     def worker_pids(self) -> list[int]:
         """Pids of the gunicorn workers (children of the master)."""

@@ -1,19 +1,15 @@
-"""Helpers and fixtures shared by the bundle and transfer API tests: reports submitted
-through the core, a workstation keyring pinning the server key, and helpers to read and
-rewrite bundles for tampering."""
+"""Helpers shared by the bundle and transfer API tests: reports submitted through the
+core, replies as the workstation makes them, and helpers to read and rewrite bundles for
+tampering. The bundle fixtures are in tests/fixtures/bundles.py."""
 
 from __future__ import annotations
 
 import io
-import shutil
 import subprocess
 import tarfile
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-
-import pytest
 
 from securedrop_wm import sources
 from securedrop_wm.bundles import ReplyFile, write_reply_bundle
@@ -21,7 +17,7 @@ from securedrop_wm.codenames import generate_codename
 from securedrop_wm.crypto import GnuPG
 from securedrop_wm.drop import Drop
 from securedrop_wm.models import Reply, Report, Source, Submission
-from tests.conftest import Responders, short_tempdir
+from tests.conftest import Responders
 
 
 @dataclass
@@ -56,30 +52,6 @@ def submit(
     fields = sources.ReportFields(category="doxxing", what_happened=text, urgency=urgency)
     sources.submit_report(drop, login, fields, pending)
     return Sent(codename, login, text, dict(files or {}), urgency != "routine")
-
-
-@pytest.fixture
-def workstation_gpg(drop: Drop) -> Iterator[GnuPG]:
-    """The workstation's keyring as far as bundles go: the server's public signing key."""
-    home = short_tempdir("sdwm-ws-")
-    gpg = GnuPG(home)
-    gpg.import_keys(drop.gpg.export_public_key(drop.settings.signing_fingerprint))
-    yield gpg
-    gpg.close()
-    shutil.rmtree(home, ignore_errors=True)
-
-
-@pytest.fixture
-def workdir(tmp_path: Path) -> Path:
-    path = tmp_path / "work"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
-def signer_gpg(responders: Responders) -> GnuPG:
-    """The responders' home, which holds the workstation's secret signing key."""
-    return GnuPG(responders.home)
 
 
 def encrypt_reply(responders: Responders, source_public: Path, text: str, out: Path) -> Path:

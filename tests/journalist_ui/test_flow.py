@@ -13,26 +13,7 @@ from securedrop_wm import bundles
 from securedrop_wm.drop import Drop
 from securedrop_wm.workstation import audit
 from tests.conftest import Responders, csrf_token
-from tests.workstation.fixtures import Desk, export, login, source_reports
-
-
-def _import(client: FlaskClient, bundle: Path, passphrase: str = "") -> object:
-    page = client.get("/import")
-    preview = client.post(
-        "/import",
-        data={
-            "csrf_token": csrf_token(page.text),
-            "bundle": (io.BytesIO(bundle.read_bytes()), "b.tar"),
-        },
-    )
-    assert preview.status_code == 200, preview.text
-    action = re.search(r'action="(/import/[0-9a-f]{32})"', preview.text)
-    assert action
-    return client.post(
-        action.group(1),
-        data={"csrf_token": csrf_token(preview.text), "passphrase": passphrase, "import": "1"},
-        follow_redirects=True,
-    )
+from tests.workstation.fixtures import Desk, export, import_through_ui, login, source_reports
 
 
 def test_pages_need_a_login(ws_client: FlaskClient) -> None:
@@ -55,7 +36,7 @@ def test_responder_imports_triages_notes_and_replies(
     bundle = export(drop, tmp_path)
     # When the responder logs in and imports it
     assert login(ws_client, desk).status_code == 302
-    page = _import(ws_client, bundle)
+    page = import_through_ui(ws_client, bundle)
     assert "1 report(s), 1 file(s), 1 new case(s)" in page.text  # type: ignore[attr-defined]
     # Then the case is listed, unread and in danger
     listing = ws_client.get("/")
@@ -120,7 +101,7 @@ def test_statistics_page_charts_and_csv(
     source_reports(drop, "one", category="doxxing")
     source_reports(drop, "two", category="threats", urgency="urgent")
     login(ws_client, desk)
-    _import(ws_client, export(drop, tmp_path))
+    import_through_ui(ws_client, export(drop, tmp_path))
     page = ws_client.get("/stats")
     assert "2 case(s); 0 answered." in page.text
     svg = ws_client.get("/stats/category.svg")

@@ -28,10 +28,6 @@ from privnet import (
     socks_session,
 )
 
-# The bundle fixtures, for the transfer tests: the server key pinned by the workstation,
-# the workstation's signing key, a work folder.
-from tests.bundles.helpers import signer_gpg, workdir, workstation_gpg  # noqa: F401
-
 __all__ = ["PrivateTorNetwork", "TorClient", "socks_session", "tor_session"]
 
 _TIMINGS = pytest.StashKey[dict[str, float]]()

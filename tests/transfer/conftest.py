@@ -9,7 +9,6 @@ from flask.testing import FlaskClient
 from securedrop_wm.drop import Drop
 from securedrop_wm.settings import Settings
 from securedrop_wm.transfer import create_token
-from tests.bundles.helpers import signer_gpg, workdir, workstation_gpg  # noqa: F401
 from transfer_api import create_app
 
 

@@ -11,10 +11,9 @@ from securedrop_wm.crypto import GnuPG
 from securedrop_wm.drop import Drop
 from tests.bundles.helpers import encrypt_reply, new_id, reply_bundle, server_state, submit
 from tests.conftest import Responders
-from tests.live import free_port
+from tests.live import LiveServer, free_port
 
 from .conftest import bearer
-from .live import TransferServer
 
 
 def test_pull_and_push_through_gunicorn_leave_no_trace_in_its_output(
@@ -28,7 +27,8 @@ def test_pull_and_push_through_gunicorn_leave_no_trace_in_its_output(
 ) -> None:
     sent = submit(drop, {"threat.eml": b"From: someone\n\nI know where you live.\n" * 2000})
     log = tmp_path / "server.log"
-    with TransferServer(drop.settings.data_dir / "config.toml", free_port(), log) as server:
+    config = drop.settings.data_dir / "config.toml"
+    with LiveServer.transfer_api(config, free_port(), log) as server:
         session = requests.Session()
         assert session.get(f"{server.url}/status").status_code == 401
         assert session.get(f"{server.url}/status", headers=bearer("sdwm_wrong")).status_code == 403

@@ -1,6 +1,8 @@
-"""Workstation fixtures: a real ``securedrop-wm workstation init`` data dir holding the
+"""Workstation helpers: a real ``securedrop-wm workstation init`` data dir holding the
 team's secret key and the workstation key of the ``responders`` fixture, pinned to the
-signing key of the ``drop`` fixture's server, with a first admin.
+signing key of the ``drop`` fixture's server, with a first admin; logging in, reporting
+and exporting. The fixtures built on them (``desk``, ``ws``, ``ws_app``, ``ws_client``)
+are in tests/fixtures/workstation.py.
 
 The only stand-in is the clock (:class:`Clock`): retention periods, lockouts and session
 expiry are minutes to months long, so tests move time forward instead of waiting.
@@ -9,20 +11,16 @@ expiry are minutes to months long, so tests move time forward instead of waiting
 from __future__ import annotations
 
 import datetime as dt
+import io
 import re
-import shutil
 import subprocess
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyotp
-import pytest
 from click.testing import CliRunner
-from flask import Flask
 from flask.testing import FlaskClient
 
-from journalist_ui import create_app
 from securedrop_wm import bundles
 from securedrop_wm.codenames import generate_codename
 from securedrop_wm.drop import Drop
@@ -34,9 +32,8 @@ from securedrop_wm.sources import (
     submit_report,
 )
 from securedrop_wm.workstation.cli import workstation as ws_cli
-from securedrop_wm.workstation.services import Workstation, open_workstation
-from securedrop_wm.workstation.settings import load_workstation_settings
-from tests.conftest import Responders, csrf_token, post_multipart, short_tempdir
+from securedrop_wm.workstation.services import Workstation
+from tests.conftest import Responders, csrf_token, post_multipart
 
 ADMIN = "admin"
 ADMIN_PASSWORD = "correct horse battery staple"
@@ -103,34 +100,6 @@ def init_workstation(base: Path, responders: Responders, drop: Drop) -> tuple[Pa
     return base / "ws" / "config.toml", secret.group(1)
 
 
-@pytest.fixture
-def desk(responders: Responders, drop: Drop) -> Iterator[Desk]:
-    """A workstation set up for the ``drop`` fixture's server."""
-    base = short_tempdir("sdwm-ws-")
-    config, totp = init_workstation(base, responders, drop)
-    clock = Clock()
-    ws = open_workstation(load_workstation_settings(config, environ={}))
-    ws.now = clock
-    yield Desk(ws, base / "ws", clock, totp)
-    ws.close()
-    shutil.rmtree(base, ignore_errors=True)
-
-
-@pytest.fixture
-def ws(desk: Desk) -> Workstation:
-    return desk.ws
-
-
-@pytest.fixture
-def ws_app(desk: Desk) -> Flask:
-    return create_app(desk.ws.settings, desk.ws)
-
-
-@pytest.fixture
-def ws_client(ws_app: Flask) -> FlaskClient:
-    return ws_app.test_client()
-
-
 def login(client: FlaskClient, desk: Desk, username: str = ADMIN, **kw: str) -> object:
     """Log in through the form; a fresh TOTP step each time (codes are single-use)."""
     desk.clock.advance(seconds=30)
@@ -142,6 +111,26 @@ def login(client: FlaskClient, desk: Desk, username: str = ADMIN, **kw: str) -> 
         "code": kw.get("code") or desk.code(kw.get("secret")),
     }
     return client.post("/login", data=data)
+
+
+def import_through_ui(client: FlaskClient, bundle: Path, passphrase: str = "") -> object:
+    """Import a bundle through the journalist UI: upload, preview, confirm."""
+    page = client.get("/import")
+    preview = client.post(
+        "/import",
+        data={
+            "csrf_token": csrf_token(page.text),
+            "bundle": (io.BytesIO(bundle.read_bytes()), "b.tar"),
+        },
+    )
+    assert preview.status_code == 200, preview.text
+    action = re.search(r'action="(/import/[0-9a-f]{32})"', preview.text)
+    assert action
+    return client.post(
+        action.group(1),
+        data={"csrf_token": csrf_token(preview.text), "passphrase": passphrase, "import": "1"},
+        follow_redirects=True,
+    )
 
 
 def report(source_client: FlaskClient, **fields: object) -> None:

@@ -14,8 +14,7 @@ from flask.testing import FlaskClient
 from securedrop_wm.cli import main as cli
 from securedrop_wm.drop import Drop
 from tests.conftest import csrf_token, new_source, store_files
-from tests.journalist_ui.test_flow import _import
-from tests.workstation.fixtures import Desk, login, report
+from tests.workstation.fixtures import Desk, import_through_ui, login, report
 
 
 def test_report_reply_and_acknowledgement_round_trip(
@@ -38,7 +37,7 @@ def test_report_reply_and_acknowledgement_round_trip(
     )
     assert result.exit_code == 0, result.output
     assert login(ws_client, desk).status_code == 302
-    _import(ws_client, bundle)
+    import_through_ui(ws_client, bundle)
     case_url = re.search(r'href="(/cases/\d+)"', ws_client.get("/").text)
     assert case_url
     page = ws_client.get(case_url.group(1))

@@ -1,7 +1,7 @@
 """The transfer and onion commands where no Tor network is needed: settings, token
 files, mistakes refused before anything is sent, and a SOCKS port with no tor behind it.
 
-What happens over real Tor is in test_transfer_over_tor.py.
+What happens over real Tor is in tests/tor/test_transfer_over_tor.py.
 """
 
 from __future__ import annotations

@@ -1,1 +1,0 @@
-from tests.workstation.fixtures import desk, ws, ws_app, ws_client  # noqa: F401

@@ -1,3 +1,0 @@
-"""The responders' workstation fixtures, for the journalist UI's language tests."""
-
-from tests.workstation.fixtures import desk, ws, ws_app, ws_client  # noqa: F401
