@@ -17,6 +17,7 @@ from securedrop_wm.workstation.services import Workstation, open_workstation
 from securedrop_wm.workstation.settings import WorkstationSettings
 from source_ui.i18n import PoDomain
 
+from .labels import label
 from .security import init_security
 
 EXTENSION = "securedrop_wm.workstation"
@@ -49,6 +50,7 @@ def create_app(settings: WorkstationSettings, services: Workstation | None = Non
         locale = str(get_locale())
         return {"html_lang": html_lang(locale), "text_dir": text_direction(locale)}
 
+    app.add_template_global(label)
     init_security(app)
 
     from .views import admin, auth, cases, stats, transfer

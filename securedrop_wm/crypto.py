@@ -17,6 +17,7 @@ when they read a reply) unless the file system is mounted ``noatime``.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
@@ -160,6 +161,18 @@ class GnuPG:
             armored = self._gpg.export_keys(fingerprint)
         if not armored:
             raise KeyMissingError(f"key {fingerprint} is not in the keyring")
+        return str(armored)
+
+    def export_secret_key(self, fingerprint: str) -> str:
+        """The armored secret key for ``fingerprint``, which must have no passphrase
+        (the demo's throwaway keys); it is returned in memory, never written.
+
+        :raises KeyMissingError: if the keyring lacks its secret part.
+        """
+        with self._keyring.hold():
+            armored = self._gpg.export_keys(fingerprint, secret=True, expect_passphrase=False)
+        if not armored:
+            raise KeyMissingError(f"the secret key {fingerprint} is not in the keyring")
         return str(armored)
 
     def key_info(self, fingerprint: str) -> KeyInfo:
@@ -413,18 +426,45 @@ class GnuPG:
             raise CryptoError(f"gpg could not sign: {_reason(result)}")
         return bytes(result.data)
 
-    def verify_detached(self, path: Path, signature: bytes) -> str | None:
-        """The fingerprint of the primary key that made a valid ``signature``, or None."""
-        sig_path = path.with_name(path.name + ".sig-check")
-        sig_path.write_bytes(signature)
-        try:
-            with sig_path.open("rb") as s, self._keyring.hold():
-                verified = self._gpg.verify_file(s, str(path))
-        finally:
-            sig_path.unlink(missing_ok=True)
-        if not verified.valid:
-            return None
-        return str(verified.pubkey_fingerprint or verified.fingerprint)
+    def verify_detached_bytes(self, data: bytes, signature: bytes) -> list[list[str]]:
+        """Run ``gpg --verify`` of a detached ``signature`` over ``data``; return gpg's
+        status lines (``[GNUPG:] KEYWORD ARGS...``) as ``[KEYWORD, ARGS...]`` lists.
+
+        Deciding what the status means (whose key, which refusal) is the caller's.
+
+        :raises CryptoError: gpg could not be run.
+        """
+        with tempfile.TemporaryDirectory(prefix="sdwm-sig-") as tmp:
+            sig_path = Path(tmp) / "manifest.sig"
+            sig_path.write_bytes(signature)
+            try:
+                with self._keyring.hold():
+                    result = subprocess.run(
+                        [
+                            self._binary,
+                            "--homedir",
+                            str(self.home),
+                            "--batch",
+                            "--no-tty",
+                            "--status-fd",
+                            "1",
+                            "--no-auto-key-retrieve",
+                            "--verify",
+                            str(sig_path),
+                            "-",
+                        ],
+                        input=data,
+                        capture_output=True,
+                        timeout=120,
+                        check=False,
+                    )
+            except (OSError, subprocess.TimeoutExpired) as e:
+                raise CryptoError(f"gpg could not be run to check the signature: {e}") from e
+        return [
+            line.split()[1:]
+            for line in result.stdout.decode("utf-8", "replace").splitlines()
+            if line.startswith("[GNUPG:] ") and len(line.split()) > 1
+        ]
 
     @contextmanager
     def _changing_keys(self) -> Iterator[None]:
@@ -438,7 +478,7 @@ class GnuPG:
 
     def close(self) -> None:
         """Stop the gpg-agent of this home, if one was started."""
-        os.system(f"gpgconf --homedir '{self.home}' --kill gpg-agent >/dev/null 2>&1")  # noqa: S605
+        stop_agent(self.home)
 
 
 class _KeyringLock:
@@ -640,6 +680,17 @@ def _key_info(key: dict[str, Any]) -> KeyInfo:
         can_sign="S" in cap,
         revoked=key.get("trust") == "r",
     )
+
+
+def stop_agent(home: Path) -> None:
+    """Stop the gpg-agent of the GnuPG home ``home``, if one was started."""
+    with contextlib.suppress(OSError):
+        subprocess.run(
+            ["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            check=False,
+        )
 
 
 def _remove_stale_workshops(workshops: Path) -> None:

@@ -33,17 +33,17 @@ from markupsafe import escape
 from sqlalchemy import select
 
 from .bundles import export_bundle, import_reply_bundle
-from .cli import (
+from .cli.server import _write_private
+from .cli.server import init as drop_init
+from .cli.tor import (
     _STOP_SIGNALS,
     _die_with_parent,
     _raise_stop,
     _require_free_port,
     _Stop,
     _wait_listening,
-    _write_private,
 )
-from .cli import init as drop_init
-from .crypto import GnuPG
+from .crypto import GnuPG, stop_agent
 from .drop import Drop, clean_orphans, open_drop
 from .models import Submission
 from .settings import load_settings
@@ -158,8 +158,8 @@ def create(demo: Demo) -> None:
             ws,
             token=token,
             expected_token=token,
-            team=keys.KeyChoice(_secret_key(ws.settings.gpg_home, team)),
-            signing=keys.KeyChoice(_secret_key(ws.settings.gpg_home, signing)),
+            team=keys.KeyChoice(_secret_key(ws.gpg, team)),
+            signing=keys.KeyChoice(_secret_key(ws.gpg, signing)),
             server_public_key=server_key,
             server_fingerprint=drop_settings.signing_fingerprint,
             admin_username=USERNAME,
@@ -176,10 +176,9 @@ def create(demo: Demo) -> None:
     )
 
 
-def _secret_key(home: Path, fingerprint: str) -> str:
+def _secret_key(gpg: GnuPG, fingerprint: str) -> str:
     """The armored secret key, in memory only (an unprotected demo key: no passphrase)."""
-    args = ["--homedir", str(home), "--batch", "--armor", "--export-secret-keys", fingerprint]
-    return subprocess.run(["gpg", *args], capture_output=True, text=True, check=True).stdout
+    return gpg.export_secret_key(fingerprint)
 
 
 def read_login(demo: Demo) -> dict[str, str]:
@@ -510,8 +509,7 @@ def clean(data_dir: Path) -> None:
 
 def _kill_agents(demo: Demo) -> None:
     for home in (demo.root / "drop" / "gnupg", demo.root / "workstation" / "gnupg"):
-        args = ["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"]
-        subprocess.run(args, capture_output=True, check=False)
+        stop_agent(home)
 
 
 demo.add_command(serve_one)

@@ -10,7 +10,7 @@ keyring first, then ``config.toml`` is rewritten in one step (:func:`write_atomi
 with only the lines of the changed settings replaced, so its comments and other settings
 stay as the admin left them. A key that no role uses any more leaves the keyring.
 
-The commands a person types are thin wrappers in :mod:`securedrop_wm.cli_keys`.
+The commands a person types are thin wrappers in :mod:`securedrop_wm.cli.keys`.
 """
 
 from __future__ import annotations

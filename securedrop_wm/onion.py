@@ -45,6 +45,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
+from .errors import SecureDropError
+
 __all__ = [
     "MIN_CLIENT_AUTH_VERSION",
     "MIN_TOR_VERSION",
@@ -89,7 +91,7 @@ _TARGET = re.compile(r"unix:/[^\s,]+|[A-Za-z0-9.\-]+:\d{1,5}|\[[0-9A-Fa-f:.]+\]:
 _STOP_GRACE = 5.0
 
 
-class OnionError(Exception):
+class OnionError(SecureDropError):
     """Base class of every error this module raises."""
 
 

@@ -1,4 +1,7 @@
-"""Running a WSGI app under gunicorn with the drop's rules: no access log, quiet errors."""
+"""Running a WSGI app under gunicorn with the drop's rules: no access log, quiet errors.
+
+The rules are written once, in :func:`gunicorn_policy`.
+"""
 
 from __future__ import annotations
 
@@ -27,20 +30,24 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
         return import_app(self.app_uri)
 
 
-def gunicorn_options(host: str, port: int, workers: int, threads: int) -> dict[str, Any]:
-    """Options that keep gunicorn from recording anything about a request."""
+def gunicorn_policy(*, timeout: int = 3600, loglevel: str = "warning") -> dict[str, Any]:
+    """The gunicorn settings that keep it from recording anything about a request, for
+    ``serve`` and ``serve-transfer`` and for the deployed server's gunicorn config files
+    (Ansible's ``app.conf.py.j2`` imports this), which add where to listen and how many
+    workers and threads.
+
+    :param timeout: seconds a worker may spend on one request before it is killed.
+    :param loglevel: gunicorn's own messages at this level and above go to stderr.
+    """
     return {
-        "bind": f"{host}:{port}",
-        "workers": workers,
-        "threads": threads,
         "worker_class": "gthread",
         # Uploads over Tor are slow: a worker busy with one must not be killed as hung.
-        "timeout": 3600,
+        "timeout": timeout,
         "graceful_timeout": 10,
         "accesslog": None,
         "disable_redirect_access_to_syslog": True,
         "errorlog": "-",
-        "loglevel": "warning",
+        "loglevel": loglevel,
         "capture_output": False,
         # Heartbeat files in memory, not on the data disk.
         "worker_tmp_dir": "/dev/shm" if os.path.isdir("/dev/shm") else None,  # noqa: S108
@@ -51,6 +58,16 @@ def gunicorn_options(host: str, port: int, workers: int, threads: int) -> dict[s
         "control_socket_disable": True,
         "forwarded_allow_ips": "",
         "proxy_allow_ips": "",
+    }
+
+
+def gunicorn_options(host: str, port: int, workers: int, threads: int) -> dict[str, Any]:
+    """The drop's policy, listening on ``host:port``."""
+    return {
+        "bind": f"{host}:{port}",
+        "workers": workers,
+        "threads": threads,
+        **gunicorn_policy(),
     }
 
 

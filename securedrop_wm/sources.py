@@ -28,17 +28,8 @@ from .errors import (
 )
 from .kdf import SourceId, SourcePassphrase, derive
 from .models import Reply, Report, Source, Submission
+from .vocabulary import Category, Urgency
 
-CATEGORIES = (
-    "harassment",
-    "doxxing",
-    "threats",
-    "surveillance",
-    "legal",
-    "account",
-    "other",
-)
-URGENCIES = ("routine", "urgent", "danger")
 MESSAGE_SCHEMA = 1
 MAX_TEXT_CHARS = 100_000
 MAX_SHORT_CHARS = 500
@@ -64,7 +55,7 @@ class ReportFields:
 
     category: str
     what_happened: str
-    urgency: str = "routine"
+    urgency: str = Urgency.ROUTINE
     wiki: str = ""
     links: str = ""
     reply_language: str = "en"
@@ -182,9 +173,9 @@ def validate_fields(fields: ReportFields) -> None:
 
     :raises ReportError: naming the field that is wrong.
     """
-    if fields.category not in CATEGORIES:
+    if not Category.has(fields.category):
         raise ReportError("choose a category")
-    if fields.urgency not in URGENCIES:
+    if not Urgency.has(fields.urgency):
         raise ReportError("choose how urgent this is")
     if len(fields.what_happened) > MAX_TEXT_CHARS:
         raise ReportError(f"the description is longer than {MAX_TEXT_CHARS} characters")
@@ -219,7 +210,7 @@ def submit_report(
             if source is None:
                 raise SourceNotFoundError("no source has this codename")
             report = Report(
-                source=source, created_day=drop.today(), urgent=fields.urgency != "routine"
+                source=source, created_day=drop.today(), urgent=fields.urgency != Urgency.ROUTINE
             )
             for f in files:
                 name = drop.store.commit(f.writer.output)
@@ -236,7 +227,7 @@ def submit_report(
             db.add(Submission(report=report, kind="message", store_name=name, size=len(message)))
             db.flush()
             receipt = ReportReceipt(
-                report.uuid, len(files), report.urgent, fields.urgency == "danger"
+                report.uuid, len(files), report.urgent, fields.urgency == Urgency.DANGER
             )
     except BaseException:
         abort_files(files)

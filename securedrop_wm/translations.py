@@ -26,6 +26,12 @@ RTL_LANGUAGES = frozenset({"ar", "fa", "ur", "he", "ps", "ckb", "sd", "yi", "ug"
 _OWN_NAMES = {"id": "Bahasa Indonesia"}
 
 
+def N_(message: str) -> str:
+    """Mark ``message`` for extraction without translating it: a label table built at
+    import time, translated where it is shown."""
+    return message
+
+
 def load_translations(directory: Path, locale: str, domain: str = "messages") -> NullTranslations:
     """Compile ``<directory>/<locale>/LC_MESSAGES/<domain>.po`` in memory; untranslated
     locales (and English, the source language) get identity translations.

@@ -19,10 +19,9 @@ from flask_babel import gettext as _
 from werkzeug.utils import secure_filename
 
 from securedrop_wm.errors import SecureDropError
+from securedrop_wm.vocabulary import CaseStatus, Urgency
 from securedrop_wm.workstation import cases as core
 from securedrop_wm.workstation import replies
-from securedrop_wm.workstation.models import STATUSES
-from securedrop_wm.workstation.settings import URGENCIES
 
 from .. import services
 from ..security import current_account
@@ -53,8 +52,8 @@ def index() -> Any:
         rows=rows,
         filters=filters,
         choices=core.filter_choices(ws),
-        statuses=STATUSES,
-        urgencies=URGENCIES,
+        statuses=list(CaseStatus),
+        urgencies=list(Urgency),
         sorts=core.SORTS,
         people=people,
         outbox=replies.outbox(ws),
@@ -76,7 +75,7 @@ def case(case_id: int) -> Any:
         case=found,
         deadline=core.deadline(ws.settings, found),
         now=ws.now(),
-        statuses=STATUSES,
+        statuses=list(CaseStatus),
         people=people,
         metadata=metadata,
     )

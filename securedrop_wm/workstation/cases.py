@@ -12,9 +12,10 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from ..vocabulary import CaseStatus, urgency_rank
 from . import audit
 from .errors import CaseError, CaseNotFoundError
-from .models import STATUSES, URGENCY_ORDER, Account, Case, Label, Note, Report, Submission
+from .models import Account, Case, Label, Note, Report, Submission
 from .services import Workstation
 from .settings import WorkstationSettings
 
@@ -49,7 +50,7 @@ class CaseRow:
 
 def deadline(settings: WorkstationSettings, case: Case) -> dt.datetime | None:
     """When the first response is due; ``None`` once answered or closed."""
-    if case.first_response_at is not None or case.status == "closed":
+    if case.first_response_at is not None or case.status == CaseStatus.CLOSED:
         return None
     return case.opened_at + dt.timedelta(hours=settings.deadline_hours[case.urgency])
 
@@ -62,7 +63,7 @@ def list_cases(ws: Workstation, filters: CaseFilter) -> list[CaseRow]:
     if filters.status:
         query = query.where(Case.status == filters.status)
     elif not filters.include_closed:
-        query = query.where(Case.status != "closed")
+        query = query.where(Case.status != CaseStatus.CLOSED)
     for column, value in (
         (Case.category, filters.category),
         (Case.urgency, filters.urgency),
@@ -87,7 +88,7 @@ def list_cases(ws: Workstation, filters: CaseFilter) -> list[CaseRow]:
         "deadline": lambda r: (not r.overdue, r.deadline or far, r.case.id),
         "newest": lambda r: (-r.case.opened_at.timestamp(), -r.case.id),
         "oldest": lambda r: (r.case.opened_at, r.case.id),
-        "urgency": lambda r: (-URGENCY_ORDER.get(r.case.urgency, 0), r.case.opened_at),
+        "urgency": lambda r: (-urgency_rank(r.case.urgency), r.case.opened_at),
         "updated": lambda r: (-r.case.updated_at.timestamp(), -r.case.id),
     }
     rows.sort(key=keys[filters.sort])
@@ -147,7 +148,7 @@ def set_status(ws: Workstation, actor: str, case_id: int, status: str) -> None:
 
     :raises CaseError: unknown status.
     """
-    if status not in STATUSES:
+    if not CaseStatus.has(status):
         raise CaseError(f"unknown status {status!r}")
     with ws.write() as db:
         case = get_case(db, case_id)
@@ -155,7 +156,7 @@ def set_status(ws: Workstation, actor: str, case_id: int, status: str) -> None:
             return
         now = ws.now()
         old, case.status, case.updated_at = case.status, status, now
-        case.closed_at = now if status == "closed" else None
+        case.closed_at = now if status == CaseStatus.CLOSED else None
         audit.record(db, now, actor, "case.status", case_id=case.id, detail=f"{old} -> {status}")
 
 

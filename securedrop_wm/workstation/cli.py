@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import IO
 
 import click
+from click.core import ParameterSource
 
 from ..errors import SecureDropError
 from . import audit, keys, retention
@@ -26,12 +27,26 @@ def _open(config: str | None) -> Workstation:
         raise click.ClickException(str(e)) from None
 
 
+def _top_level_config(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """The command's own --config if given there, else ``securedrop-wm --config PATH
+    workstation ...``'s, else the environment's or the default."""
+    if ctx.get_parameter_source(param.name or "") is ParameterSource.COMMANDLINE:
+        return value
+    root = ctx.find_root()
+    if root.get_parameter_source("config") is ParameterSource.COMMANDLINE:
+        top: str = root.params["config"]
+        return top
+    return value
+
+
 config_option = click.option(
     "--config",
     "config",
     envvar=CONFIG_ENV,
     type=click.Path(dir_okay=False),
-    help=f"Path of the workstation's config.toml (default ${CONFIG_ENV} or {DEFAULT_CONFIG}).",
+    callback=_top_level_config,
+    help=f"Path of the workstation's config.toml (default: securedrop-wm's own --config, "
+    f"${CONFIG_ENV} or {DEFAULT_CONFIG}).",
 )
 
 

@@ -30,13 +30,16 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from .. import bundles
+from ..bundles.archive import VerifiedExport, check_replay, verify_export_bundle
+from ..bundles.errors import BundleError
+from ..bundles.manifest import ExportItem
 from ..errors import DecryptionError, KeyMissingError, OutputTooLargeError
+from ..vocabulary import CaseStatus, Category, Urgency, urgency_rank
 from . import audit
 from .errors import ImportRefusedError, SecretKeyLockedError
 from .keys import require_secret_key
 from .metadata import summarize
-from .models import URGENCY_ORDER, Case, ImportedBundle, Report, Submission
+from .models import Case, ImportedBundle, Report, Submission
 from .services import Workstation
 
 _TEMP_PREFIX = ".import-"
@@ -166,18 +169,18 @@ class _verify:
 
     def __init__(self, ws: Workstation, path: Path, workdir: Path | None) -> None:
         self.ws, self.path, self.workdir = ws, path, workdir
-        self.verified: bundles.VerifiedExport | None = None
+        self.verified: VerifiedExport | None = None
 
-    def __enter__(self) -> bundles.VerifiedExport:
+    def __enter__(self) -> VerifiedExport:
         if not self.path.is_file():
             raise ImportRefusedError("bundle refused: no such file")
         if self.path.stat().st_size > self.ws.settings.max_bundle_bytes:
             raise ImportRefusedError("bundle refused: it is larger than this workstation accepts")
         try:
-            self.verified = bundles.verify_export_bundle(
+            self.verified = verify_export_bundle(
                 self.path, self.ws.gpg, self.ws.server_fingerprint(), self.workdir
             )
-        except bundles.BundleError as e:
+        except BundleError as e:
             raise ImportRefusedError(f"bundle refused: {e}") from e
         return self.verified
 
@@ -186,7 +189,7 @@ class _verify:
             self.verified.close()
 
 
-def _already_imported(db: Session, verified: bundles.VerifiedExport) -> bool:
+def _already_imported(db: Session, verified: VerifiedExport) -> bool:
     manifest = verified.manifest
     rows = db.execute(
         select(ImportedBundle.sha256, ImportedBundle.sequence).where(
@@ -195,10 +198,10 @@ def _already_imported(db: Session, verified: bundles.VerifiedExport) -> bool:
     ).all()
     last = max((r.sequence for r in rows), default=None)
     try:
-        return bundles.check_replay(
+        return check_replay(
             verified.manifest_sha256, manifest.sequence, last, {r.sha256 for r in rows}
         )
-    except bundles.BundleError as e:
+    except BundleError as e:
         raise ImportRefusedError(f"bundle refused: {e}") from e
 
 
@@ -213,8 +216,8 @@ def _known_items(db: Session, ids: Iterable[str]) -> set[str]:
 
 def _decrypt(
     ws: Workstation,
-    verified: bundles.VerifiedExport,
-    item: bundles.ExportItem,
+    verified: VerifiedExport,
+    item: ExportItem,
     out: _Decrypted,
     passphrase: str | None,
 ) -> None:
@@ -282,7 +285,7 @@ def _parse_message(item_id: str, data: bytes) -> dict[str, Any]:
 
 
 def _check_source_keys(
-    ws: Workstation, verified: bundles.VerifiedExport, source_ids: set[str]
+    ws: Workstation, verified: VerifiedExport, source_ids: set[str]
 ) -> dict[str, bytes]:
     """Read the public keys replies will be encrypted to, importing nothing: each must hold
     exactly the public key the manifest names. :returns: fingerprint to key data."""
@@ -317,8 +320,8 @@ def _record(
     ws: Workstation,
     db: Session,
     actor: str,
-    verified: bundles.VerifiedExport,
-    new: list[bundles.ExportItem],
+    verified: VerifiedExport,
+    new: list[ExportItem],
     decrypted: _Decrypted,
     metadata: dict[str, dict[str, str]],
 ) -> tuple[int, int, int]:
@@ -344,8 +347,8 @@ def _record(
                     source_uuid=entry.id,
                     designation=entry.designation,
                     source_fingerprint=entry.key_fingerprint,
-                    category="other",
-                    urgency="routine",
+                    category=Category.OTHER.value,
+                    urgency=Urgency.ROUTINE.value,
                     opened_at=_day_start(item.created_day),
                     updated_at=now,
                 )
@@ -361,15 +364,15 @@ def _record(
                 case=case,
                 received_day=item.created_day,
                 imported_at=now,
-                category="other",
-                urgency="urgent" if item.urgent else "routine",
+                category=Category.OTHER.value,
+                urgency=(Urgency.URGENT if item.urgent else Urgency.ROUTINE).value,
                 reply_language="",
             )
             db.add(report)
         reports[item.report_id] = report
         if item.kind == "message":
             body = decrypted.messages[item.id]
-            report.category = body.get("category", "") or "other"
+            report.category = body.get("category", "") or Category.OTHER.value
             report.urgency = body.get("urgency", "") or report.urgency
             report.reply_language = body.get("reply_language", "")
             report.wiki = body.get("wiki", "")
@@ -407,17 +410,17 @@ def _record(
 def _update_case(case: Case, report: Report, day: dt.date, now: dt.datetime) -> None:
     """A new report makes a case unread, as urgent as its most urgent report, and reopens
     it if it was closed (so retention never purges a case with fresh news)."""
-    if case.category == "other" and report.category:
+    if case.category == Category.OTHER and report.category:
         case.category = report.category
-    if URGENCY_ORDER.get(report.urgency, 0) > URGENCY_ORDER.get(case.urgency, 0):
+    if urgency_rank(report.urgency) > urgency_rank(case.urgency):
         case.urgency = report.urgency
     if report.reply_language:
         case.reply_language = report.reply_language
     case.opened_at = min(case.opened_at, _day_start(day)) if case.opened_at else _day_start(day)
     case.unread = True
     case.updated_at = now
-    if case.status == "closed":
-        case.status = "new"
+    if case.status == CaseStatus.CLOSED:
+        case.status = CaseStatus.NEW.value
         case.closed_at = None
 
 

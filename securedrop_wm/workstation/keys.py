@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import hmac
-import subprocess
 from dataclasses import dataclass
 
 from ..errors import CryptoError
@@ -34,21 +33,7 @@ class SetupResult:
 
 def has_secret_key(ws: Workstation, fingerprint: str) -> bool:
     """Whether the workstation's keyring holds the secret part of ``fingerprint``."""
-    out = subprocess.run(
-        [
-            ws.settings.gpg_binary,
-            "--homedir",
-            str(ws.settings.gpg_home),
-            "--batch",
-            "--with-colons",
-            "--list-secret-keys",
-            fingerprint,
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return out.returncode == 0 and f"fpr:::::::::{fingerprint}:" in out.stdout
+    return ws.gpg.has_secret_key(fingerprint)
 
 
 def require_secret_key(ws: Workstation, fingerprint: str, what: str) -> None:

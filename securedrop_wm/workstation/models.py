@@ -28,9 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from ..models import NAMING_CONVENTION
-
-STATUSES = ("new", "triaged", "in_progress", "waiting_for_source", "escalated", "closed")
-URGENCY_ORDER = {"routine": 0, "urgent": 1, "danger": 2}
+from ..vocabulary import CaseStatus
 
 
 class UtcDateTime(TypeDecorator[dt.datetime]):
@@ -142,7 +140,7 @@ class Case(Base):
     source_uuid: Mapped[str] = mapped_column(String(36), unique=True)
     designation: Mapped[str] = mapped_column(String(80), unique=True)
     source_fingerprint: Mapped[str] = mapped_column(String(40))
-    status: Mapped[str] = mapped_column(String(24), default="new")
+    status: Mapped[str] = mapped_column(String(24), default=CaseStatus.NEW.value)
     category: Mapped[str] = mapped_column(String(32))
     urgency: Mapped[str] = mapped_column(String(16))
     reply_language: Mapped[str] = mapped_column(String(35), default="en")

@@ -11,7 +11,9 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from .. import bundles
+from ..bundles.archive import write_reply_bundle
+from ..bundles.errors import BundleError
+from ..bundles.manifest import ReplyFile
 from ..errors import CryptoError
 from . import audit
 from .cases import get_case
@@ -120,13 +122,13 @@ def export_reply_bundle(
             for reply, source_uuid in pending:
                 path = work / f"{reply.uuid}.gpg"
                 path.write_bytes(reply.ciphertext)
-                files.append(bundles.ReplyFile(reply.uuid, source_uuid, path))
+                files.append(ReplyFile(reply.uuid, source_uuid, path))
             last = db.scalar(select(func.max(ReplyBundle.sequence)))
             sequence = int(last or 0) + 1
             output = settings.outbox_dir / f"replies-{sequence:06d}.tar"
             now = ws.now()
             try:
-                bundles.write_reply_bundle(
+                write_reply_bundle(
                     ws.gpg,
                     signing,
                     server,
@@ -137,7 +139,7 @@ def export_reply_bundle(
                     passphrase=passphrase,
                     today=now.date(),
                 )
-            except (bundles.BundleError, CryptoError) as e:
+            except (BundleError, CryptoError) as e:
                 raise ReplyError(f"the reply bundle could not be written: {e}") from e
             record = ReplyBundle(
                 sequence=sequence,

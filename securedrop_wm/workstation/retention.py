@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from ..store import shred
+from ..vocabulary import CaseStatus
 from . import audit
 from .models import Case, Report
 from .services import Workstation
@@ -40,7 +41,7 @@ def retention_schedule(ws: Workstation, horizon_days: int = 14) -> list[DueCase]
     with ws.sessions() as db:
         query = (
             select(Case)
-            .where(Case.status == "closed", Case.closed_at.is_not(None))
+            .where(Case.status == CaseStatus.CLOSED, Case.closed_at.is_not(None))
             .options(
                 selectinload(Case.replies),
                 selectinload(Case.reports).selectinload(Report.submissions),
@@ -81,7 +82,7 @@ def purge_due(ws: Workstation, actor: str) -> list[str]:
             continue
         with ws.write() as db:
             case = db.get(Case, due.case_id)
-            if case is None or case.status != "closed":
+            if case is None or case.status != CaseStatus.CLOSED:
                 continue
             names = [s.safe_name for r in case.reports for s in r.submissions if s.safe_name]
             db.delete(case)

@@ -19,11 +19,11 @@ from ..settings import (
     _secret,
     write_atomically,
 )
+from ..vocabulary import Urgency
 
 ENV_PREFIX = "SDWM_WS_"
 CONFIG_ENV = "SDWM_WS_CONFIG"
-URGENCIES = ("routine", "urgent", "danger")
-DEFAULT_DEADLINES = {"routine": 72, "urgent": 24, "danger": 4}
+DEFAULT_DEADLINES: Mapping[str, int] = {Urgency.ROUTINE: 72, Urgency.URGENT: 24, Urgency.DANGER: 4}
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,7 @@ def _build(raw: dict[str, Any], secrets: dict[str, Any], config_path: Path) -> W
     if not isinstance(table, dict):
         raise SettingsError("setting 'deadline_hours' must be a table of urgency = hours")
     for urgency, hours in table.items():
-        if urgency not in URGENCIES:
+        if not Urgency.has(urgency):
             raise SettingsError(f"setting 'deadline_hours.{urgency}': unknown urgency")
         if not isinstance(hours, int) or isinstance(hours, bool) or not 1 <= hours <= 24 * 365:
             raise SettingsError(f"setting 'deadline_hours.{urgency}' must be hours in [1, 8760]")

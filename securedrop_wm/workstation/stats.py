@@ -15,7 +15,8 @@ from html import escape
 
 from sqlalchemy import select
 
-from .models import STATUSES, Case
+from ..vocabulary import CaseStatus, Urgency
+from .models import Case
 from .services import Workstation
 
 DIMENSIONS = ("category", "urgency", "month", "status")
@@ -48,10 +49,10 @@ def compute_statistics(ws: Workstation) -> Statistics:
             hours.append((row.first_response_at - row.opened_at).total_seconds() / 3600)
     ordered = {
         "category": dict(sorted(counts["category"].items())),
-        "urgency": {u: counts["urgency"][u] for u in ("routine", "urgent", "danger")}
-        | {k: v for k, v in counts["urgency"].items() if k not in ("routine", "urgent", "danger")},
+        "urgency": {u.value: counts["urgency"][u] for u in Urgency}
+        | {k: v for k, v in counts["urgency"].items() if not Urgency.has(k)},
         "month": dict(sorted(counts["month"].items())),
-        "status": {s: counts["status"][s] for s in STATUSES},
+        "status": {s.value: counts["status"][s] for s in CaseStatus},
     }
     median = round(statistics.median(hours), 1) if hours else None
     return Statistics(len(rows), len(hours), median, ordered)

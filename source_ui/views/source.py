@@ -33,8 +33,6 @@ from securedrop_wm.errors import (
 )
 from securedrop_wm.kdf import SourceId, SourcePassphrase
 from securedrop_wm.sources import (
-    CATEGORIES,
-    URGENCIES,
     ReportFields,
     SourceLogin,
     abort_files,
@@ -45,7 +43,8 @@ from securedrop_wm.sources import (
     source_exists,
     submit_report,
 )
-from securedrop_wm.translations import language_name
+from securedrop_wm.translations import N_, language_name
+from securedrop_wm.vocabulary import Category, Urgency
 
 from .. import get_drop
 from ..uploads import form_value, pending_files, upload_errors
@@ -91,26 +90,31 @@ def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
     return wrapped
 
 
+# The source's words for each value, in the order the form offers them.
+CATEGORY_LABELS: dict[Category, str] = {
+    Category.HARASSMENT: N_("Harassment"),
+    Category.DOXXING: N_("Doxxing (my identity or address was exposed)"),
+    Category.THREATS: N_("Threats of violence"),
+    Category.SURVEILLANCE: N_("Government surveillance or pressure"),
+    Category.LEGAL: N_("Legal threat or lawsuit"),
+    Category.ACCOUNT: N_("My account was compromised"),
+    Category.OTHER: N_("Something else"),
+}
+URGENCY_LABELS: dict[Urgency, str] = {
+    Urgency.ROUTINE: N_("Routine: an answer within days is fine"),
+    Urgency.URGENT: N_("Urgent: I need help soon"),
+    Urgency.DANGER: N_("I am in danger now"),
+}
+
+
 def category_labels() -> dict[str, str]:
     """Translated labels of the report categories."""
-    return {
-        "harassment": _("Harassment"),
-        "doxxing": _("Doxxing (my identity or address was exposed)"),
-        "threats": _("Threats of violence"),
-        "surveillance": _("Government surveillance or pressure"),
-        "legal": _("Legal threat or lawsuit"),
-        "account": _("My account was compromised"),
-        "other": _("Something else"),
-    }
+    return {value.value: _(label) for value, label in CATEGORY_LABELS.items()}
 
 
 def urgency_labels() -> dict[str, str]:
     """Translated labels of the urgency levels."""
-    return {
-        "routine": _("Routine: an answer within days is fine"),
-        "urgent": _("Urgent: I need help soon"),
-        "danger": _("I am in danger now"),
-    }
+    return {value.value: _(label) for value, label in URGENCY_LABELS.items()}
 
 
 @bp.get("/generate")
@@ -192,7 +196,7 @@ def submit() -> Any:
     fields = ReportFields(
         category=form["category"],
         what_happened=form["what_happened"],
-        urgency=form["urgency"] or "routine",
+        urgency=form["urgency"] or Urgency.ROUTINE,
         wiki=form["wiki"],
         links=form["links"],
         reply_language=form["reply_language"] or "en",
@@ -270,4 +274,4 @@ def logout() -> Any:
     return render_template("logged_out.html")
 
 
-__all__ = ["bp", "CATEGORIES", "URGENCIES"]
+__all__ = ["CATEGORY_LABELS", "URGENCY_LABELS", "bp"]

@@ -190,7 +190,7 @@ def test_a_purge_waits_until_a_running_export_has_read_the_ciphertexts(
 ) -> None:
     import threading
 
-    from securedrop_wm import bundles
+    from securedrop_wm.bundles import server as bundles
     from securedrop_wm.models import Submission
 
     submit(drop)

@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from securedrop_wm.sources import CATEGORIES, URGENCIES
+from securedrop_wm.vocabulary import Category, Urgency
 from tests.conftest import Responders, csrf_token, new_source, post_multipart, store_files
 
 # One app and one logged-in source per test, shared by its examples (an inner function
@@ -24,8 +24,8 @@ texts = st.text(max_size=300)
 names = st.text(min_size=0, max_size=300) | st.sampled_from(
     ["../../etc/passwd", "/abs", "a\x00b", "..", ".", "C:\\x", "é" * 300, "a\r\nb", '"q"']
 )
-categories = st.sampled_from([*CATEGORIES, "", "HARASSMENT", "x" * 600]) | texts
-urgencies = st.sampled_from([*URGENCIES, "", "DANGER"]) | texts
+categories = st.sampled_from([*Category, "", "HARASSMENT", "x" * 600]) | texts
+urgencies = st.sampled_from([*Urgency, "", "DANGER"]) | texts
 
 
 def _quiet(text: str) -> bool:

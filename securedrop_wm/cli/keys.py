@@ -14,9 +14,9 @@ from typing import Protocol
 
 import click
 
-from .crypto import GnuPG, KeyInfo
-from .errors import SecureDropError
-from .keys_admin import (
+from ..crypto import GnuPG, KeyInfo
+from ..errors import SecureDropError
+from ..keys_admin import (
     MAX_KEY_FILE_BYTES,
     RESPONDERS,
     TEAM,
@@ -28,7 +28,7 @@ from .keys_admin import (
     group_fingerprint,
     open_server_keys,
 )
-from .settings import CONFIG_ENV
+from ..settings import CONFIG_ENV
 
 
 class _State(Protocol):

@@ -1,0 +1,47 @@
+"""The responders' words for the values of :mod:`securedrop_wm.vocabulary`, translated
+in the journalist UI's own catalogs (the source UI has its own, in a source's words)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from flask_babel import gettext
+
+from securedrop_wm.translations import N_
+from securedrop_wm.vocabulary import CaseStatus, Category, Urgency
+
+CATEGORY_LABELS: dict[Category, str] = {
+    Category.HARASSMENT: N_("Harassment"),
+    Category.DOXXING: N_("Doxxing"),
+    Category.THREATS: N_("Threats of violence"),
+    Category.SURVEILLANCE: N_("Government surveillance or pressure"),
+    Category.LEGAL: N_("Legal threat or lawsuit"),
+    Category.ACCOUNT: N_("Compromised account"),
+    Category.OTHER: N_("Other"),
+}
+URGENCY_LABELS: dict[Urgency, str] = {
+    Urgency.ROUTINE: N_("Routine"),
+    Urgency.URGENT: N_("Urgent"),
+    Urgency.DANGER: N_("In danger now"),
+}
+STATUS_LABELS: dict[CaseStatus, str] = {
+    CaseStatus.NEW: N_("new"),
+    CaseStatus.TRIAGED: N_("triaged"),
+    CaseStatus.IN_PROGRESS: N_("in progress"),
+    CaseStatus.WAITING_FOR_SOURCE: N_("waiting for source"),
+    CaseStatus.ESCALATED: N_("escalated"),
+    CaseStatus.CLOSED: N_("closed"),
+}
+# What a template names when it asks for a label: ``label("urgency", case.urgency)``.
+LABELS: Mapping[str, Mapping[str, str]] = {
+    "category": CATEGORY_LABELS,
+    "urgency": URGENCY_LABELS,
+    "status": STATUS_LABELS,
+}
+
+
+def label(kind: str, value: str) -> str:
+    """``value`` of the vocabulary ``kind`` in the responder's language; a value outside
+    the vocabulary (or of a kind without labels, such as a month) as it is stored."""
+    english = LABELS.get(kind, {}).get(value)
+    return gettext(english) if english is not None else value

@@ -1,0 +1,526 @@
+"""Reading and writing bundle tar files.
+
+Reading never trusts the tar: members are read one by one (never ``extractall``), each
+checked for its name, type, count and size before a byte of it is kept, and the
+signature is checked before anything but the manifest is read. Verification is complete
+before an importer writes anything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import io
+import os
+import re
+import secrets
+import shutil
+import tarfile
+import tempfile
+from collections.abc import Callable, Container, Iterator, Sequence
+from pathlib import Path
+from typing import IO, Any, Self
+
+from ..crypto import GnuPG
+from .errors import (
+    BundleError,
+    BundleFormatError,
+    DuplicateIdError,
+    HashMismatchError,
+    MemberTooLargeError,
+    MissingMemberError,
+    PathEscapeError,
+    ReplayError,
+    SpecialMemberError,
+    TooManyMembersError,
+    TruncatedBundleError,
+    UnlistedMemberError,
+    WrongServerError,
+)
+from .manifest import (
+    EXPORT_LIMITS,
+    REPLY_LIMITS,
+    SCHEMA_VERSION,
+    ExportManifest,
+    Limits,
+    ReplyEntry,
+    ReplyFile,
+    ReplyManifest,
+    _check_unique,
+    _export_members,
+    _fpr,
+    _load_json,
+    _positive,
+    _reply_json,
+    _reply_members,
+    _uuid,
+)
+from .signature import _verify_signature
+
+MANIFEST = "manifest.json"
+SIGNATURE = "manifest.json.sig"
+
+_CHUNK = 1 << 20
+_BLOCK = tarfile.BLOCKSIZE
+
+# -- verified bundles -----------------------------------------------------------------
+
+
+class _Verified:
+    """Members that passed verification, kept in a private folder until :meth:`close`."""
+
+    def __init__(self, folder: Path | None, manifest_sha256: str) -> None:
+        self._folder = folder
+        self.manifest_sha256 = manifest_sha256
+
+    def _member(self, name: str) -> Path:
+        if self._folder is None:
+            raise BundleError("this bundle was verified without a workdir: members not kept")
+        return self._folder / name
+
+    def close(self) -> None:
+        """Remove the verified members that were not moved elsewhere."""
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)
+            self._folder = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class VerifiedExport(_Verified):
+    """An export bundle whose signature, hashes and layout were all checked."""
+
+    def __init__(self, manifest: ExportManifest, folder: Path | None, sha256: str) -> None:
+        super().__init__(folder, sha256)
+        self.manifest = manifest
+
+    def item_path(self, item_id: str) -> Path:
+        """The verified ciphertext of item ``item_id``."""
+        return self._member(f"submissions/{_uuid(item_id, 'item id')}.gpg")
+
+    def key_path(self, source_id: str) -> Path:
+        """The verified armored public key of source ``source_id``."""
+        return self._member(f"keys/{_uuid(source_id, 'source id')}.asc")
+
+
+class VerifiedReplies(_Verified):
+    """A reply bundle whose signature, hashes and layout were all checked."""
+
+    def __init__(self, manifest: ReplyManifest, folder: Path | None, sha256: str) -> None:
+        super().__init__(folder, sha256)
+        self.manifest = manifest
+
+    def reply_path(self, reply_id: str) -> Path:
+        """The verified ciphertext of reply ``reply_id``."""
+        return self._member(f"replies/{_uuid(reply_id, 'reply id')}.gpg")
+
+
+def verify_export_bundle(
+    path: Path,
+    gpg: GnuPG,
+    server_fingerprint: str,
+    workdir: Path | None,
+    limits: Limits = EXPORT_LIMITS,
+    progress: Progress | None = None,
+) -> VerifiedExport:
+    """Verify an export bundle signed by the pinned server key ``server_fingerprint``.
+
+    :param workdir: where a private folder is made to keep the verified members; ``None``
+        verifies only (hashes and discards), e.g. to preview a bundle.
+    :raises BundleError: (a subclass saying why) and keeps nothing.
+    """
+    result = _read_bundle(
+        path, gpg, server_fingerprint, "server", _export_members, limits, workdir, progress
+    )
+    manifest, folder, sha = result
+    assert isinstance(manifest, ExportManifest)
+    return VerifiedExport(manifest, folder, sha)
+
+
+def verify_reply_bundle(
+    path: Path,
+    gpg: GnuPG,
+    workstation_fingerprint: str,
+    server_id: str | None,
+    workdir: Path | None,
+    limits: Limits = REPLY_LIMITS,
+    progress: Progress | None = None,
+) -> VerifiedReplies:
+    """Verify a reply bundle signed by the pinned workstation key and meant for ``server_id``.
+
+    :raises WrongServerError: the bundle names another server.
+    :raises BundleError: (a subclass saying why) and keeps nothing.
+    """
+    manifest, folder, sha = _read_bundle(
+        path, gpg, workstation_fingerprint, "workstation", _reply_members, limits, workdir, progress
+    )
+    assert isinstance(manifest, ReplyManifest)
+    if server_id is not None and manifest.server_id != server_id.upper():
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise WrongServerError(
+            f"this reply bundle is meant for server {manifest.server_id}, not this one "
+            f"({server_id.upper()})"
+        )
+    return VerifiedReplies(manifest, folder, sha)
+
+
+def check_replay(
+    manifest_sha256: str,
+    sequence: int,
+    last_sequence: int | None,
+    imported_hashes: Container[str],
+) -> bool:
+    """Apply the replay rule: the same bundle again is a no-op, an older one is refused.
+
+    :returns: True when this very bundle was imported before (change nothing).
+    :raises ReplayError: a different bundle whose sequence is not newer than the last.
+    """
+    if manifest_sha256 in imported_hashes:
+        return True
+    if last_sequence is not None and sequence <= last_sequence:
+        raise ReplayError(
+            f"bundle sequence {sequence} is not newer than the last imported ({last_sequence}):"
+            " an old or replayed bundle, refused"
+        )
+    return False
+
+
+# -- writing --------------------------------------------------------------------------
+
+
+def write_reply_bundle(
+    gpg: GnuPG,
+    signing_fingerprint: str,
+    server_id: str,
+    sequence: int,
+    replies: Sequence[ReplyFile],
+    acknowledged: Sequence[str],
+    output: Path,
+    *,
+    passphrase: str | None = None,
+    today: dt.date | None = None,
+) -> ReplyManifest:
+    """Write a reply bundle signed by the workstation key ``signing_fingerprint``.
+
+    :param replies: ciphertexts already encrypted to the source key and the team key.
+    :param acknowledged: ids of the export items the workstation has imported.
+    :raises DuplicateIdError: an id appears twice.
+    :raises BundleError: an id is malformed or a file unreadable; no output is left.
+    """
+    _check_unique((r.id for r in replies), "reply id")
+    _check_unique(acknowledged, "acknowledged id")
+    entries = []
+    members = []
+    for reply in replies:
+        _uuid(reply.id, "reply id")
+        _uuid(reply.source_id, "source id")
+        size, sha = _hash_file(reply.ciphertext)
+        entry = ReplyEntry(reply.id, reply.source_id, size, sha)
+        entries.append(entry)
+        members.append((entry.member, reply.ciphertext, size))
+    manifest = ReplyManifest(
+        schema=SCHEMA_VERSION,
+        workstation_id=_fpr(signing_fingerprint, "workstation_id"),
+        server_id=_fpr(server_id, "server_id"),
+        sequence=_positive(sequence, "sequence"),
+        created_day=today or dt.datetime.now(dt.UTC).date(),
+        replies=tuple(entries),
+        acknowledged=tuple(_uuid(a, "acknowledged id") for a in acknowledged),
+    )
+    _write_bundle(gpg, signing_fingerprint, passphrase, _reply_json(manifest), members, output)
+    return manifest
+
+
+def _write_bundle(
+    gpg: GnuPG,
+    fingerprint: str,
+    passphrase: str | None,
+    manifest: bytes,
+    members: Sequence[tuple[str, Path, int]],
+    output: Path,
+    progress: Progress | None = None,
+) -> None:
+    """Sign ``manifest`` and write the tar atomically: a temp file, fsync, rename."""
+    temp = output.with_name(f".{output.name}.tmp-{secrets.token_hex(8)}")
+    manifest_file = temp.with_name(temp.name + ".manifest")
+    try:
+        manifest_file.write_bytes(manifest)
+        signature = gpg.sign_detached(manifest_file, fingerprint, passphrase)
+        manifest_file.unlink()
+        with temp.open("xb") as raw:
+            with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+                _add_bytes(tar, MANIFEST, manifest)
+                _add_bytes(tar, SIGNATURE, signature)
+                total = sum(size for _name, _path, size in members)
+                done = 0
+                for name, path, size in members:
+                    with path.open("rb") as f:
+                        tar.addfile(_tarinfo(name, size), f)
+                    done += size
+                    if progress is not None:
+                        progress(done, total)
+            raw.flush()
+            os.fsync(raw.fileno())
+        os.replace(temp, output)
+        _fsync_dir(output.parent)
+    except OSError as e:
+        raise BundleError(f"the bundle could not be written to {output}: {e.strerror or e}") from e
+    finally:
+        manifest_file.unlink(missing_ok=True)
+        temp.unlink(missing_ok=True)
+
+
+def _tarinfo(name: str, size: int) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.size = size
+    info.mode = 0o600
+    info.mtime = 0
+    info.type = tarfile.REGTYPE
+    return info
+
+
+def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    tar.addfile(_tarinfo(name, len(data)), io.BytesIO(data))
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _hash_file(path: Path) -> tuple[int, str]:
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        with path.open("rb") as f:
+            while chunk := f.read(_CHUNK):
+                digest.update(chunk)
+                size += len(chunk)
+    except OSError as e:
+        raise BundleError(f"cannot read {path.name}: {e.strerror or e}") from e
+    return size, digest.hexdigest()
+
+
+# -- reading --------------------------------------------------------------------------
+
+_Manifest = ExportManifest | ReplyManifest
+# A manifest parser: the JSON, the pinned signer and the limits in; the manifest and the
+# members it pins (name -> (size, SHA-256)) out.
+Progress = Callable[[int, int], None]
+"""Told ``(done, total)`` in bytes as a bundle is written or read, for a progress bar."""
+
+_Parser = Callable[[dict[str, Any], str, Limits], tuple[_Manifest, dict[str, tuple[int, str]]]]
+
+
+def _read_bundle(
+    path: Path,
+    gpg: GnuPG,
+    signer: str,
+    role: str,
+    parse: _Parser,
+    limits: Limits,
+    workdir: Path | None,
+    progress: Progress | None = None,
+) -> tuple[_Manifest, Path | None, str]:
+    """Read, check and (into a private folder of ``workdir``) keep a bundle's members."""
+    signer = signer.replace(" ", "").upper()
+    try:
+        total = path.stat().st_size
+    except OSError as e:
+        raise BundleFormatError(f"cannot read the bundle {path.name}: {e.strerror}") from e
+    if total > limits.max_total_bytes:
+        raise MemberTooLargeError(
+            f"the bundle is {total} bytes, more than the limit of {limits.max_total_bytes}"
+        )
+    try:
+        folder = Path(tempfile.mkdtemp(prefix=".bundle-", dir=workdir)) if workdir else None
+    except OSError as e:
+        raise BundleError(f"cannot make a folder in {workdir}: {e.strerror}") from e
+    try:
+        try:
+            f = path.open("rb")
+        except OSError as e:
+            raise BundleFormatError(f"cannot read the bundle {path.name}: {e.strerror}") from e
+        with f:
+            manifest = _read_members(f, total, gpg, signer, role, parse, limits, folder, progress)
+        if progress is not None:
+            progress(total, total)
+    except BaseException:
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return manifest[0], folder, manifest[1]
+
+
+def _read_members(
+    f: IO[bytes],
+    total: int,
+    gpg: GnuPG,
+    signer: str,
+    role: str,
+    parse: _Parser,
+    limits: Limits,
+    folder: Path | None,
+    progress: Progress | None = None,
+) -> tuple[_Manifest, str]:
+    try:
+        tar = tarfile.open(fileobj=f, mode="r:")
+    except tarfile.ReadError as e:
+        raise BundleFormatError(f"not a bundle: the file is not a tar archive ({e})") from e
+    manifest: _Manifest | None = None
+    manifest_sha = ""
+    expected: dict[str, tuple[int, str]] = {}
+    seen: set[str] = set()
+    manifest_bytes = b""
+    count = 0
+    with tar:
+        for info in _members(tar):
+            if progress is not None:
+                progress(min(f.tell(), total), total)
+            count += 1
+            name = _check_member(info, count, limits)
+            if name in seen:
+                raise DuplicateIdError(f"the member {name} appears twice in the bundle")
+            seen.add(name)
+            if count == 1:
+                if name != MANIFEST:
+                    raise BundleFormatError(f"not a bundle: the first member is not {MANIFEST}")
+                if info.size > limits.max_manifest_bytes:
+                    raise MemberTooLargeError(
+                        f"the manifest is {info.size} bytes, more than the limit of "
+                        f"{limits.max_manifest_bytes}"
+                    )
+                manifest_bytes = _read_all(tar, info)
+                continue
+            if count == 2:
+                if name != SIGNATURE:
+                    raise BundleFormatError(f"the bundle is not signed: no {SIGNATURE} second")
+                if info.size > limits.max_signature_bytes:
+                    raise MemberTooLargeError(f"the signature is too large ({info.size} bytes)")
+                _verify_signature(gpg, manifest_bytes, _read_all(tar, info), signer, role)
+                manifest_sha = hashlib.sha256(manifest_bytes).hexdigest()
+                manifest, expected = parse(_load_json(manifest_bytes), signer, limits)
+                continue
+            if name not in expected:
+                raise UnlistedMemberError(f"the member {name} is not listed in the manifest")
+            size, sha = expected[name]
+            if info.size > limits.max_member_bytes:
+                raise MemberTooLargeError(
+                    f"the member {name} is {info.size} bytes, more than the limit of "
+                    f"{limits.max_member_bytes}"
+                )
+            if info.size != size:
+                raise HashMismatchError(
+                    f"the member {name} is {info.size} bytes but the manifest says {size}"
+                )
+            if _copy_member(tar, info, folder) != sha:
+                raise HashMismatchError(
+                    f"the member {name} does not match its SHA-256 in the manifest "
+                    "(tampered or damaged)"
+                )
+        if count < 2 or manifest is None:
+            raise TruncatedBundleError("the bundle ends before its manifest and signature")
+        missing = sorted(set(expected) - seen)
+        _check_end(f, tar, total, missing)
+        if missing:
+            raise MissingMemberError(
+                f"the bundle lacks {len(missing)} member(s) the manifest lists, e.g. {missing[0]}"
+            )
+    return manifest, manifest_sha
+
+
+def _members(tar: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
+    while True:
+        try:
+            info = tar.next()
+        except tarfile.ReadError as e:
+            if "unexpected end of data" in str(e):
+                raise TruncatedBundleError("the bundle file ends early, between two members") from e
+            raise BundleFormatError(f"the bundle is damaged: {e}") from e
+        if info is None:
+            return
+        yield info
+
+
+def _check_member(info: tarfile.TarInfo, count: int, limits: Limits) -> str:
+    name = info.name
+    parts = name.replace("\\", "/").split("/")
+    if name.startswith(("/", "\\")) or ".." in parts or re.match(r"^[A-Za-z]:", name):
+        raise PathEscapeError(f"the member {name!r} would be written outside the bundle folder")
+    if info.type not in (tarfile.REGTYPE, tarfile.AREGTYPE):
+        what = (
+            "a link"
+            if info.issym() or info.islnk()
+            else "a folder"
+            if info.isdir()
+            else "a device or fifo"
+            if info.isdev()
+            else "not a regular file"
+        )
+        raise SpecialMemberError(f"the member {name!r} is {what}; only regular files are allowed")
+    if count > limits.max_members + 2:
+        raise TooManyMembersError(f"the bundle holds more than {limits.max_members} members")
+    return name
+
+
+def _read_all(tar: tarfile.TarFile, info: tarfile.TarInfo) -> bytes:
+    reader = tar.extractfile(info)
+    assert reader is not None  # a regular file always has a reader
+    try:
+        data = reader.read()
+    except (tarfile.ReadError, OSError) as e:
+        raise TruncatedBundleError(f"the bundle ends in the middle of {info.name}") from e
+    if len(data) != info.size:
+        raise TruncatedBundleError(f"the bundle ends in the middle of {info.name}")
+    return data
+
+
+def _copy_member(tar: tarfile.TarFile, info: tarfile.TarInfo, folder: Path | None) -> str:
+    """Hash a member while copying it into ``folder``; return its SHA-256."""
+    reader = tar.extractfile(info)
+    assert reader is not None
+    digest = hashlib.sha256()
+    try:
+        with contextlib.ExitStack() as stack:
+            out: IO[bytes] | None = None
+            if folder is not None:
+                target = folder / info.name
+                target.parent.mkdir(mode=0o700, exist_ok=True)
+                out = stack.enter_context(target.open("xb"))
+            remaining = info.size
+            while remaining > 0:
+                try:
+                    chunk = reader.read(min(_CHUNK, remaining))
+                except (tarfile.ReadError, OSError):
+                    chunk = b""
+                if not chunk:
+                    raise TruncatedBundleError(f"the bundle ends in the middle of {info.name}")
+                digest.update(chunk)
+                if out is not None:
+                    out.write(chunk)
+                remaining -= len(chunk)
+    except OSError as e:
+        # Writing the verified copy failed: the disk of the importer, not the bundle.
+        raise BundleError(f"cannot keep {info.name} in the work folder: {e.strerror}") from e
+    return digest.hexdigest()
+
+
+def _check_end(f: IO[bytes], tar: tarfile.TarFile, total: int, missing: list[str]) -> None:
+    """Require a proper end-of-archive: two zero blocks, and only zeros after them."""
+    f.seek(tar.offset)
+    tail = f.read(2 * _BLOCK)
+    if len(tail) < 2 * _BLOCK or tail.strip(b"\0"):
+        where = f"before {missing[0]}" if missing else "before its end-of-archive mark"
+        raise TruncatedBundleError(f"the bundle file ends early or is damaged ({where})")
+    while chunk := f.read(_CHUNK):
+        if chunk.strip(b"\0"):
+            raise BundleFormatError("the bundle has data after its end-of-archive mark")

@@ -1,0 +1,130 @@
+"""``securedrop-wm transfer status|pull|push``: the transfer machine reaches the drop's
+transfer API through Tor (docs/transfer.md).
+
+Loaded only when a ``transfer`` command runs, so the drop server never imports the
+transfer client nor needs its packages.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from ..transfer_client import TransferClient, TransferError, load_transfer_settings
+from .progress import ProgressBar
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+TRANSFER_CONFIG_ENV = "SDWM_TRANSFER_CONFIG"
+
+
+def _transfer_options(f: _F) -> _F:
+    """Where the transfer API is and how to reach it; each overrides the config file."""
+    options = [
+        click.option(
+            "--transfer-config",
+            type=click.Path(dir_okay=False, path_type=Path),
+            envvar=TRANSFER_CONFIG_ENV,
+            help="TOML settings of the transfer machine [default: "
+            "~/.config/securedrop-wm/transfer.toml if it exists].",
+        ),
+        click.option("--onion", help="The transfer onion's address (56 characters .onion)."),
+        click.option("--socks", help="Tor's SocksPort as HOST:PORT [default: 127.0.0.1:9050]."),
+        click.option(
+            "--token-file",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="File holding the responder token (mode 600).",
+        ),
+        click.option(
+            "--retries",
+            type=click.IntRange(0, 20),
+            help="Attempts after a failure that may pass on a new try [default: 3].",
+        ),
+        click.option("--retry-delay", type=click.FloatRange(0, 300), hidden=True),
+        click.option(
+            "--timeout",
+            type=click.FloatRange(5, 3600),
+            help="Seconds to wait for tor to connect and for each part of an answer "
+            "[default: 300].",
+        ),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _transfer_client(options: dict[str, Any], **more: Any) -> TransferClient:
+    """A TransferClient for the options given, which tells the user about retries."""
+    config = options.pop("transfer_config")
+    if config is None:
+        base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+        default = base / "securedrop-wm" / "transfer.toml"
+        config = default if default.is_file() else None
+    settings = load_transfer_settings(config, **options, **more)
+
+    def on_retry(attempt: int, error: TransferError, delay: float) -> None:
+        click.echo(f"attempt {attempt} failed: {error}; trying again in {delay:g} s", err=True)
+
+    return TransferClient(settings, on_retry=on_retry)
+
+
+@click.group()
+def transfer() -> None:
+    """On the transfer machine: reach the drop's transfer API through Tor."""
+
+
+@transfer.command("status")
+@_transfer_options
+def transfer_status_command(**options: Any) -> None:
+    """How many reports wait for the workstation, and how many are urgent."""
+    with _transfer_client(options) as client:
+        status = client.status()
+    click.echo(f"{status.pending} report(s) waiting, {status.urgent_pending} urgent")
+
+
+@transfer.command("pull")
+@click.option(
+    "--output-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where to write the export bundle (e.g. the removable disk).",
+)
+@_transfer_options
+def transfer_pull(output_dir: Path | None, **options: Any) -> None:
+    """Download the next export bundle (everything not yet acknowledged)."""
+    with _transfer_client(options, output_dir=output_dir) as client:
+        folder = client.settings.output_dir
+        if folder is None:
+            raise click.ClickException("give --output-dir, or output_dir in the config")
+        bar = ProgressBar("export bundle")
+        try:
+            bundle = client.pull(folder, bar)
+        finally:
+            bar.close()
+    click.echo(
+        f"export bundle {bundle.sequence}: {bundle.items} item(s), "
+        f"{bundle.size / (1 << 20):.1f} MiB, SHA-256 {bundle.sha256} -> {bundle.path}"
+    )
+
+
+@transfer.command("push")
+@click.argument("bundle", type=click.Path(dir_okay=False, path_type=Path))
+@_transfer_options
+def transfer_push(bundle: Path, **options: Any) -> None:
+    """Upload the reply bundle BUNDLE made on the workstation."""
+    with _transfer_client(options) as client:
+        bar = ProgressBar("reply bundle")
+        try:
+            result = client.push(bundle, bar)
+        finally:
+            bar.close()
+    if result.already_imported:
+        click.echo(f"reply bundle {result.sequence} was already imported; nothing changed")
+        return
+    click.echo(
+        f"reply bundle {result.sequence}: {result.replies_stored} reply(ies) stored, "
+        f"{result.replies_skipped} skipped, {result.acknowledged} submission(s) acknowledged, "
+        f"{result.purged} ciphertext(s) purged"
+    )
