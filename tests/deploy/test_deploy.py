@@ -13,8 +13,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import shlex
+import shutil
 import socket
+import subprocess
+import tarfile
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -256,6 +261,35 @@ def submissions(deployment: Deployment) -> tuple[str, str]:
     return listed, digests
 
 
+def decrypt_backup(archive: Path, passphrase: str) -> subprocess.CompletedProcess[bytes]:
+    """Decrypt a backup archive with plain gpg and ``passphrase``, in a throwaway home."""
+    home = Path(tempfile.mkdtemp(prefix="gpg-", dir="/tmp"))
+    try:
+        return subprocess.run(
+            [
+                "gpg",
+                "--homedir",
+                str(home),
+                "--batch",
+                "--quiet",
+                "--pinentry-mode",
+                "loopback",
+                "--passphrase-fd",
+                "0",
+                "--no-symkey-cache",
+                "--decrypt",
+                str(archive),
+            ],
+            input=passphrase.encode() + b"\n",
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], check=False)
+        shutil.rmtree(home, ignore_errors=True)
+
+
 def test_backup_restores_into_a_fresh_server(
     drop: Deployment, deployment_factory: Callable[[str, int], Deployment]
 ) -> None:
@@ -267,7 +301,17 @@ def test_backup_restores_into_a_fresh_server(
     # When it is backed up, and restored onto a fresh server
     drop.playbook("backup.yml")
     (archive,) = (drop.admin_dir / "backups").glob("securedrop-wm-*.tar.gz.gpg")
-    assert archive.read_bytes()[:1] != b"\x1f"  # encrypted, not a bare gzip
+    # The archive is OpenPGP-encrypted to the backup passphrase: the right one gives a
+    # gzipped tar of the data, a wrong one gives nothing (a bare or merely renamed tar
+    # fails the first check: gpg finds no encrypted data in it).
+    passphrase = str(drop.extra_vars["sdwm_backup_passphrase"])
+    plain = decrypt_backup(archive, passphrase)
+    assert plain.returncode == 0, plain.stderr
+    assert plain.stdout[:2] == b"\x1f\x8b"
+    with tarfile.open(fileobj=io.BytesIO(plain.stdout), mode="r:gz") as tar:
+        assert any(name.startswith(DATA.lstrip("/")) for name in tar.getnames())
+    wrong = decrypt_backup(archive, passphrase + "x")
+    assert wrong.returncode != 0 and wrong.stdout == b""
     assert sh(drop, "ls -A /var/backups/securedrop-wm") == ""
     assert source_get(drop, "/") == 200  # the apps came back after the backup
     fresh = deployment_factory("sdwm-drop-b", 2)
