@@ -9,18 +9,17 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from flask import Flask, current_app
-from flask_babel import Babel, get_locale
+from flask import Flask, current_app, request
 
-from securedrop_wm.translations import html_lang, negotiate_locale, text_direction
+from sdwm_web.i18n import catalog_locales, init_babel
+from sdwm_web.services import WORKSTATION, service
+from securedrop_wm.translations import negotiate_locale
 from securedrop_wm.workstation.services import Workstation, open_workstation
 from securedrop_wm.workstation.settings import WorkstationSettings
-from source_ui.i18n import PoDomain
 
 from .labels import label
 from .security import init_security
 
-EXTENSION = "securedrop_wm.workstation"
 TRANSLATIONS = Path(__file__).with_name("translations")
 
 
@@ -41,15 +40,8 @@ def create_app(settings: WorkstationSettings, services: Workstation | None = Non
         TRAP_HTTP_EXCEPTIONS=False,
         PROPAGATE_EXCEPTIONS=False,
     )
-    app.extensions[EXTENSION] = services if services is not None else open_workstation(settings)
-    babel = Babel(app, locale_selector=_select_locale)
-    babel.domain_instance = PoDomain(TRANSLATIONS)
-
-    @app.context_processor
-    def _language() -> dict[str, str]:
-        locale = str(get_locale())
-        return {"html_lang": html_lang(locale), "text_dir": text_direction(locale)}
-
+    app.extensions[WORKSTATION] = services if services is not None else open_workstation(settings)
+    init_babel(app, TRANSLATIONS, _select_locale)
     app.add_template_global(label)
     init_security(app)
 
@@ -61,14 +53,10 @@ def create_app(settings: WorkstationSettings, services: Workstation | None = Non
 
 
 def _select_locale() -> str:
-    from flask import request
-
-    found = TRANSLATIONS.iterdir() if TRANSLATIONS.is_dir() else iter(())
-    available = ["en", *(p.name for p in found if p.is_dir())]
+    available = catalog_locales(TRANSLATIONS)
     return negotiate_locale(request.accept_languages, available) or "en"
 
 
 def services() -> Workstation:
     """The workstation services of the current app."""
-    ws: Workstation = current_app.extensions[EXTENSION]
-    return ws
+    return service(current_app, WORKSTATION, Workstation)

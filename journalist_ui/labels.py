@@ -4,11 +4,12 @@ in the journalist UI's own catalogs (the source UI has its own, in a source's wo
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TypeVar
 
 from flask_babel import gettext
 
 from securedrop_wm.translations import N_
-from securedrop_wm.vocabulary import CaseStatus, Category, Urgency
+from securedrop_wm.vocabulary import CaseStatus, Category, Urgency, Vocabulary
 
 CATEGORY_LABELS: dict[Category, str] = {
     Category.HARASSMENT: N_("Harassment"),
@@ -24,6 +25,14 @@ URGENCY_LABELS: dict[Urgency, str] = {
     Urgency.URGENT: N_("Urgent"),
     Urgency.DANGER: N_("In danger now"),
 }
+V = TypeVar("V", bound=Vocabulary)
+
+
+def _by_value(labels: Mapping[V, str]) -> dict[str, str]:
+    """``labels`` keyed by the stored string rather than the enum member."""
+    return {member.value: english for member, english in labels.items()}
+
+
 STATUS_LABELS: dict[CaseStatus, str] = {
     CaseStatus.NEW: N_("new"),
     CaseStatus.TRIAGED: N_("triaged"),
@@ -34,9 +43,9 @@ STATUS_LABELS: dict[CaseStatus, str] = {
 }
 # What a template names when it asks for a label: ``label("urgency", case.urgency)``.
 LABELS: Mapping[str, Mapping[str, str]] = {
-    "category": CATEGORY_LABELS,
-    "urgency": URGENCY_LABELS,
-    "status": STATUS_LABELS,
+    "category": _by_value(CATEGORY_LABELS),
+    "urgency": _by_value(URGENCY_LABELS),
+    "status": _by_value(STATUS_LABELS),
 }
 
 

@@ -4,33 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
-from typing import Any, TypeVar
+from typing import Any, ParamSpec
 
-from flask import Flask, Response, flash, g, redirect, render_template, request, session, url_for
+from flask import Flask, flash, g, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError, CSRFProtect
-from werkzeug.exceptions import HTTPException
 
+from sdwm_web.errors import init_error_pages
+from sdwm_web.headers import HTML_HEADERS, init_headers
 from securedrop_wm.workstation import accounts
 from securedrop_wm.workstation.models import Account
 
-CSP = (
-    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-    "frame-ancestors 'none'; base-uri 'none'"
-)
-SECURITY_HEADERS = {
-    "Content-Security-Policy": CSP,
-    "Cache-Control": "no-store",
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
-    "Cross-Origin-Opener-Policy": "same-origin",
-    "Cross-Origin-Resource-Policy": "same-origin",
-    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
-}
+# The shared HTML headers as they are: the workstation UI needs nothing more.
+SECURITY_HEADERS = HTML_HEADERS
 # Pages anyone may see: logging in, first-run setup, the stylesheet.
 PUBLIC_ENDPOINTS = {"auth.login", "auth.setup", "static"}
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
 
 
 def init_security(app: Flask) -> None:
@@ -54,33 +43,24 @@ def init_security(app: Flask) -> None:
 
     CSRFProtect(app)
 
-    @app.after_request
-    def _headers(response: Response) -> Response:
-        for name, value in SECURITY_HEADERS.items():
-            response.headers[name] = value
-        response.headers.pop("Server", None)
-        return response
+    init_headers(app, SECURITY_HEADERS)
 
     @app.errorhandler(CSRFError)
     def _csrf_error(e: CSRFError) -> Any:
         message = _("This form has expired or was sent twice. Go back, reload and try again.")
         return render_template("error.html", message=message), 400
 
-    @app.errorhandler(HTTPException)
-    def _http_error(e: HTTPException) -> Any:
-        messages = {
+    init_error_pages(
+        app,
+        messages=lambda: {
             403: _("Only an admin may do that."),
             404: _("There is nothing at this address."),
             413: _("The file is larger than this workstation accepts."),
-        }
-        code = e.code or 500
-        message = messages.get(code, _("The request could not be handled."))
-        return render_template("error.html", message=message), code
-
-    @app.errorhandler(Exception)
-    def _unexpected(e: Exception) -> Any:
+        },
+        fallback=lambda: _("The request could not be handled."),
         # No traceback in the page: it could quote a source's message.
-        return render_template("error.html", message=_("Something went wrong.")), 500
+        unexpected=lambda: _("Something went wrong."),
+    )
 
 
 def current_account() -> Account:
@@ -89,13 +69,13 @@ def current_account() -> Account:
     return account
 
 
-def admin_required(view: F) -> F:
+def admin_required(view: Callable[P, Any]) -> Callable[P, Any]:
     """Refuse a view to anyone but an admin (403)."""
 
     @wraps(view)
-    def wrapped(*args: Any, **kwargs: Any) -> Any:
+    def wrapped(*args: P.args, **kwargs: P.kwargs) -> Any:
         if not current_account().is_admin:
             return render_template("error.html", message=_("Only an admin may do that.")), 403
         return view(*args, **kwargs)
 
-    return wrapped  # type: ignore[return-value]
+    return wrapped

@@ -47,10 +47,6 @@ class Wordlist:
         """Entropy of one uniformly drawn word, from the list's real size."""
         return math.log2(len(self.words))
 
-    def words_needed(self, bits: float = MIN_BITS) -> int:
-        """Smallest number of words whose entropy reaches ``bits``."""
-        return math.ceil(bits / self.bits_per_word)
-
 
 def available_languages() -> tuple[str, ...]:
     """Languages a codename can be drawn in."""

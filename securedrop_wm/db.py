@@ -15,6 +15,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from .errors import StoreFullError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+# Constraint names Alembic can rely on, for the server's and the workstation's models.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
 
 
 def make_engine(url: str) -> Engine:

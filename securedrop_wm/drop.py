@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -13,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from .crypto import GnuPG
 from .db import make_engine, make_sessionmaker, migrate
 from .kdf import Peppers
+from .logs import silence_libraries
 from .models import Reply, Submission
 from .settings import Settings
 from .store import Store
@@ -67,9 +67,3 @@ def clean_orphans(drop: Drop) -> list[str]:
         names = set(db.scalars(select(Submission.store_name)))
         names.update(db.scalars(select(Reply.store_name)))
     return drop.store.clean_orphans(names)
-
-
-def silence_libraries() -> None:
-    """Keep libraries from logging anything that could describe a request or its data."""
-    for name in ("gnupg", "werkzeug", "alembic", "sqlalchemy", "stem"):
-        logging.getLogger(name).setLevel(logging.ERROR)

@@ -98,3 +98,41 @@ class ReportTooLargeError(ReportError):
 
 class EmptyReportError(ReportError):
     """Raised when a report has neither text nor files."""
+
+
+class OnionError(SecureDropError):
+    """Base class of every error :mod:`securedrop_wm.onion` (and its key dirs) raises."""
+
+
+class TorNotRunningError(OnionError):
+    """Nothing answers at the control port or socket, or tor went away."""
+
+
+class TorAuthenticationError(OnionError):
+    """Tor refused the control connection: wrong or missing password, or an
+    authentication cookie that cannot be read."""
+
+
+class TorTooOldError(OnionError):
+    """The tor at the other end is too old for what was asked of it (v3 onion
+    services need :data:`securedrop_wm.onion.MIN_TOR_VERSION`, client authorization
+    :data:`securedrop_wm.onion.MIN_CLIENT_AUTH_VERSION`)."""
+
+
+class TorLaunchError(OnionError):
+    """A tor of our own could not be started, or did not bootstrap in time."""
+
+
+class KeyFileError(OnionError):
+    """A key file in a key dir cannot be read or written, is corrupt, is readable
+    by other users, or does not match the address recorded beside it."""
+
+
+class ClientKeyError(OnionError):
+    """A client name or public key is malformed or unknown, or a service that must
+    require client authorization has no authorized client (it would be public)."""
+
+
+class PublicationTimeoutError(OnionError):
+    """Tor did not upload the service's descriptor in time. The service has been
+    removed again; nothing stays half-published."""

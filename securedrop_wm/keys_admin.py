@@ -28,7 +28,8 @@ from typing import Any, Literal
 
 from .crypto import GnuPG, KeyInfo
 from .errors import KeyMissingError, KeyRefusedError, SettingsError
-from .settings import ENV_PREFIX, Settings, load_settings, write_atomically
+from .files import write_atomically
+from .settings import ENV_PREFIX, Settings, load_settings
 
 TEAM = "team_fingerprint"
 RESPONDERS = "responder_fingerprints"

@@ -4,10 +4,8 @@ The one module that talks to Tor, through stem. It publishes the source UI as a 
 onion service and the transfer API as a second one with v3 client authorization,
 manages the authorized clients, reports Tor's status and stops cleanly.
 
-A service's keys live in a *key dir* laid out like Tor's own ``HiddenServiceDir``
-(``hs_ed25519_secret_key``, ``hs_ed25519_public_key``, ``hostname``,
-``authorized_clients/<name>.auth``), so a key made here can be handed to a tor that
-owns it through its torrc, and the other way round. See ``docs/onion.md``.
+A service's keys live in a *key dir* (:mod:`securedrop_wm.onion_keys`, whose public
+names are importable from here too). See ``docs/onion.md``.
 
 Usage::
 
@@ -18,10 +16,7 @@ Usage::
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
-import hashlib
 import os
 import re
 import signal
@@ -41,11 +36,29 @@ import stem.connection
 import stem.control
 import stem.response
 import stem.version
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from .errors import SecureDropError
+from .errors import (
+    ClientKeyError,
+    KeyFileError,
+    OnionError,
+    PublicationTimeoutError,
+    TorAuthenticationError,
+    TorLaunchError,
+    TorNotRunningError,
+    TorTooOldError,
+)
+from .onion_keys import (
+    AuthorizedClient,
+    ClientKeypair,
+    add_authorized_client,
+    ensure_service_key,
+    generate_client_keypair,
+    list_authorized_clients,
+    load_or_create_key,
+    remove_authorized_client,
+    service_address,
+    write_public_files,
+)
 
 __all__ = [
     "MIN_CLIENT_AUTH_VERSION",
@@ -76,57 +89,8 @@ __all__ = [
 MIN_TOR_VERSION = "0.3.5.7"
 #: Oldest tor whose ADD_ONION takes ``ClientAuthV3``.
 MIN_CLIENT_AUTH_VERSION = "0.4.6.1"
-
-SECRET_KEY_FILE = "hs_ed25519_secret_key"  # noqa: S105 (a file name)
-PUBLIC_KEY_FILE = "hs_ed25519_public_key"
-HOSTNAME_FILE = "hostname"
-CLIENTS_DIR = "authorized_clients"
-
-# Tor's tagged key files: a 32-byte NUL-padded header, then the key.
-_SECRET_HEADER = b"== ed25519v1-secret: type0 ==\x00\x00\x00"
-_PUBLIC_HEADER = b"== ed25519v1-public: type0 ==\x00\x00\x00"
-_CLIENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-_SERVICE_ID = re.compile(r"[a-z2-7]{56}")
 _TARGET = re.compile(r"unix:/[^\s,]+|[A-Za-z0-9.\-]+:\d{1,5}|\[[0-9A-Fa-f:.]+\]:\d{1,5}")
 _STOP_GRACE = 5.0
-
-
-class OnionError(SecureDropError):
-    """Base class of every error this module raises."""
-
-
-class TorNotRunningError(OnionError):
-    """Nothing answers at the control port or socket, or tor went away."""
-
-
-class TorAuthenticationError(OnionError):
-    """Tor refused the control connection: wrong or missing password, or an
-    authentication cookie that cannot be read."""
-
-
-class TorTooOldError(OnionError):
-    """The tor at the other end is too old for what was asked of it (v3 onion
-    services need :data:`MIN_TOR_VERSION`, client authorization
-    :data:`MIN_CLIENT_AUTH_VERSION`)."""
-
-
-class TorLaunchError(OnionError):
-    """A tor of our own could not be started, or did not bootstrap in time."""
-
-
-class KeyFileError(OnionError):
-    """A key file in a key dir cannot be read or written, is corrupt, is readable
-    by other users, or does not match the address recorded beside it."""
-
-
-class ClientKeyError(OnionError):
-    """A client name or public key is malformed or unknown, or a service that must
-    require client authorization has no authorized client (it would be public)."""
-
-
-class PublicationTimeoutError(OnionError):
-    """Tor did not upload the service's descriptor in time. The service has been
-    removed again; nothing stays half-published."""
 
 
 @dataclass(frozen=True)
@@ -152,39 +116,6 @@ class OnionService:
 
 
 @dataclass(frozen=True)
-class AuthorizedClient:
-    """A client allowed to reach a service with client authorization."""
-
-    name: str
-    #: x25519 public key, base32 without padding, as Tor writes it.
-    public_key: str
-
-
-@dataclass(frozen=True)
-class ClientKeypair:
-    """An x25519 key pair for v3 client authorization.
-
-    The public half goes to the service (:meth:`Onion.add_client`); the private
-    half stays with the client, in Tor's ``ClientOnionAuthDir`` or Tor Browser.
-    """
-
-    #: base32 without padding, as in a ``.auth_private`` file. A secret.
-    private_key: str
-    #: base32 without padding, as in an ``authorized_clients/*.auth`` file.
-    public_key: str
-
-    @property
-    def private_key_base64(self) -> str:
-        """The private key as ``ONION_CLIENT_AUTH_ADD`` on the control port wants it."""
-        return base64.b64encode(_b32decode(self.private_key)).decode("ascii")
-
-    def auth_private_line(self, address: str) -> str:
-        """The line of a client's ``<name>.auth_private`` file for ``address``."""
-        service_id = address.removesuffix(".onion")
-        return f"{service_id}:descriptor:x25519:{self.private_key}\n"
-
-
-@dataclass(frozen=True)
 class TorStatus:
     """What :meth:`Onion.status` reports."""
 
@@ -199,112 +130,6 @@ class TorStatus:
         return self.bootstrap_percent >= 100
 
 
-# -- key dirs -------------------------------------------------------------------
-
-
-def generate_client_keypair() -> ClientKeypair:
-    """Make a fresh x25519 key pair for v3 client authorization."""
-    key = X25519PrivateKey.generate()
-    private = key.private_bytes(
-        serialization.Encoding.Raw,
-        serialization.PrivateFormat.Raw,
-        serialization.NoEncryption(),
-    )
-    public = key.public_key().public_bytes(
-        serialization.Encoding.Raw, serialization.PublicFormat.Raw
-    )
-    return ClientKeypair(_b32encode(private), _b32encode(public))
-
-
-def service_address(key_dir: Path) -> str | None:
-    """The ``.onion`` address a key dir publishes, if it is known yet."""
-    try:
-        hostname = (Path(key_dir) / HOSTNAME_FILE).read_text().strip()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise KeyFileError(f"cannot read {key_dir / HOSTNAME_FILE}: {exc}") from exc
-    if not _SERVICE_ID.fullmatch(hostname.removesuffix(".onion")):
-        raise KeyFileError(f"{key_dir / HOSTNAME_FILE} does not hold an onion address")
-    return hostname
-
-
-def ensure_service_key(key_dir: Path) -> str:
-    """Make the service key in ``key_dir`` if it has none yet; return its ``.onion``
-    address, known before anything is published (e.g. to hand a client its key line).
-
-    :raises KeyFileError: the key dir or key cannot be made or read.
-    """
-    _load_or_create_key(key_dir)
-    address = service_address(key_dir)
-    if address is None:
-        raise KeyFileError(f"{Path(key_dir) / HOSTNAME_FILE} is missing beside its key")
-    return address
-
-
-def list_authorized_clients(key_dir: Path) -> list[AuthorizedClient]:
-    """The clients authorized in ``key_dir``, sorted by name."""
-    clients_dir = Path(key_dir) / CLIENTS_DIR
-    try:
-        files = sorted(clients_dir.glob("*.auth"))
-    except OSError as exc:
-        raise KeyFileError(f"cannot list {clients_dir}: {exc}") from exc
-    clients = []
-    for path in files:
-        try:
-            text = path.read_text().strip()
-        except OSError as exc:
-            raise KeyFileError(f"cannot read {path}: {exc}") from exc
-        auth_type, _, key = text.partition(":x25519:")
-        try:
-            public_key = _normalize_public_key(key)
-        except ClientKeyError:
-            public_key = None
-        if auth_type != "descriptor" or public_key is None:
-            raise KeyFileError(f"{path} is not a 'descriptor:x25519:<key>' line")
-        clients.append(AuthorizedClient(path.name.removesuffix(".auth"), public_key))
-    return clients
-
-
-def add_authorized_client(key_dir: Path, name: str, public_key: str) -> AuthorizedClient:
-    """Authorize a client in ``key_dir``; a running service learns of it on its next
-    publication (:meth:`Onion.add_client` republishes at once).
-
-    :param name: a short label such as ``alice-laptop``; letters, digits, ``_.-``.
-    :param public_key: the client's x25519 public key, base32.
-    :raises ClientKeyError: malformed name or key, or the name is taken.
-    """
-    if not _CLIENT_NAME.fullmatch(name):
-        raise ClientKeyError(f"invalid client name {name!r}: use letters, digits, '_', '.', '-'")
-    client = AuthorizedClient(name, _normalize_public_key(public_key))
-    clients_dir = Path(key_dir) / CLIENTS_DIR
-    if any(c.name == name for c in list_authorized_clients(key_dir)):
-        raise ClientKeyError(f"a client named {name!r} is already authorized")
-    try:
-        clients_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    except OSError as exc:
-        raise KeyFileError(f"cannot create {clients_dir}: {exc}") from exc
-    line = f"descriptor:x25519:{client.public_key}\n".encode("ascii")
-    _write_new_file(clients_dir / f"{name}.auth", line)
-    return client
-
-
-def remove_authorized_client(key_dir: Path, name: str) -> None:
-    """Remove a client's authorization from ``key_dir``.
-
-    :raises ClientKeyError: no client of that name is authorized.
-    """
-    if not _CLIENT_NAME.fullmatch(name):
-        raise ClientKeyError(f"invalid client name {name!r}")
-    path = Path(key_dir) / CLIENTS_DIR / f"{name}.auth"
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        raise ClientKeyError(f"no client named {name!r} is authorized") from None
-    except OSError as exc:
-        raise KeyFileError(f"cannot remove {path}: {exc}") from exc
-
-
 def require_tor_version(
     version: str, minimum: str = MIN_TOR_VERSION, feature: str = "v3 onion services"
 ) -> None:
@@ -314,106 +139,6 @@ def require_tor_version(
     """
     if stem.version.Version(version) < stem.version.Version(minimum):
         raise TorTooOldError(f"tor {version} is too old for {feature}: {minimum} or newer needed")
-
-
-def _load_or_create_key(key_dir: Path) -> tuple[str, str | None]:
-    """The service's secret key as ADD_ONION wants it, and its address if known.
-
-    A new key is made here, not by tor, so that it is on disk before the service
-    is published and its address is known up front.
-    """
-    key_dir = Path(key_dir)
-    path = key_dir / SECRET_KEY_FILE
-    try:
-        key_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    except OSError as exc:
-        raise KeyFileError(f"cannot create key dir {key_dir}: {exc}") from exc
-    if not path.exists():
-        _create_key(key_dir)
-    try:
-        with path.open("rb") as f:
-            mode = os.fstat(f.fileno()).st_mode
-            data = f.read(len(_SECRET_HEADER) + 65)
-    except OSError as exc:
-        raise KeyFileError(f"cannot read onion key {path}: {exc}") from exc
-    if mode & 0o077:
-        raise KeyFileError(f"onion key {path} is readable by other users; chmod 600 it")
-    if len(data) != len(_SECRET_HEADER) + 64 or not data.startswith(_SECRET_HEADER):
-        raise KeyFileError(f"{path} is not an ed25519 onion service key (corrupt?)")
-    blob = base64.b64encode(data[len(_SECRET_HEADER) :]).decode("ascii")
-    return blob, service_address(key_dir)
-
-
-def _create_key(key_dir: Path) -> None:
-    seed = os.urandom(32)
-    # Tor keeps the "expanded" secret key: SHA-512 of the seed, clamped (RFC 8032).
-    expanded = bytearray(hashlib.sha512(seed).digest())
-    expanded[0] &= 248
-    expanded[31] &= 127
-    expanded[31] |= 64
-    public = (
-        Ed25519PrivateKey.from_private_bytes(seed)
-        .public_key()
-        .public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    )
-    with contextlib.suppress(FileExistsError):  # another process made one just now
-        _write_new_file(key_dir / SECRET_KEY_FILE, _SECRET_HEADER + bytes(expanded))
-        _write_public_files(key_dir, _onion_id(public))
-
-
-def _write_public_files(key_dir: Path, service_id: str) -> None:
-    """Write ``hostname`` and ``hs_ed25519_public_key`` as tor would."""
-    public = _b32decode(service_id.upper())[:32]
-    for name, data in (
-        (HOSTNAME_FILE, f"{service_id}.onion\n".encode("ascii")),
-        (PUBLIC_KEY_FILE, _PUBLIC_HEADER + public),
-    ):
-        with contextlib.suppress(FileExistsError):
-            _write_new_file(key_dir / name, data)
-
-
-def _onion_id(public_key: bytes) -> str:
-    version = b"\x03"
-    checksum = hashlib.sha3_256(b".onion checksum" + public_key + version).digest()[:2]
-    return base64.b32encode(public_key + checksum + version).decode("ascii").lower()
-
-
-def _write_new_file(path: Path, data: bytes) -> None:
-    """Write a 0600 file atomically; :class:`FileExistsError` if it exists."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.link(tmp, path)  # unlike rename, never replaces an existing file
-    except FileExistsError:
-        raise
-    except OSError as exc:
-        raise KeyFileError(f"cannot write {path}: {exc}") from exc
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-
-
-def _normalize_public_key(key: str) -> str:
-    try:
-        raw = _b32decode(key.strip().upper())
-    except (binascii.Error, ValueError):
-        raw = b""
-    if len(raw) != 32:
-        raise ClientKeyError("a client public key is 32 bytes of x25519, base32-encoded")
-    return _b32encode(raw)
-
-
-def _b32encode(raw: bytes) -> str:
-    return base64.b32encode(raw).decode("ascii").rstrip("=")
-
-
-def _b32decode(text: str) -> bytes:
-    return base64.b32decode(text.upper() + "=" * (-len(text) % 8))
 
 
 # -- tor ------------------------------------------------------------------------
@@ -615,7 +340,7 @@ class Onion:
             raise ClientKeyError(
                 f"{key_dir} has authorized clients: publish it with client_auth=True"
             )
-        blob, known_address = _load_or_create_key(key_dir)
+        blob, known_address = load_or_create_key(key_dir)
         known_id = known_address.removesuffix(".onion") if known_address else None
         if known_id in self._services:
             raise OnionError(f"{known_address} is published already")
@@ -640,7 +365,7 @@ class Onion:
                     f"the key in {key_dir} is for {service_id}.onion, "
                     f"not {known_address} as its hostname file says"
                 )
-            _write_public_files(key_dir, service_id)
+            write_public_files(key_dir, service_id)
             if await_publication:
                 self._wait_uploaded(service_id, started, timeout)
         except BaseException:
@@ -664,13 +389,6 @@ class Onion:
                     and circuit.rend_query == service.service_id
                 ):
                     self._controller.close_circuit(circuit.id)
-
-    def wait_published(self, service: OnionService, timeout: float = 90.0) -> None:
-        """Block until tor has uploaded ``service``'s descriptor to an HSDir.
-
-        :raises PublicationTimeoutError: not within ``timeout`` seconds.
-        """
-        self._wait_uploaded(service.service_id, None, timeout)
 
     # -- client authorization ---------------------------------------------------
 

@@ -7,17 +7,18 @@ readable by the service user only; ``securedrop-wm init`` writes both.
 from __future__ import annotations
 
 import os
-import secrets as _random
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .config import SettingsSource, data_dir_of, fingerprint, read_settings, secret
 from .errors import SettingsError
 
 ENV_PREFIX = "SDWM_"
 CONFIG_ENV = "SDWM_CONFIG"
+#: The workstation's and the transfer machine's variables, which ``SDWM_`` must not take.
+OTHER_MACHINE_PREFIXES = ("SDWM_WS_", "SDWM_TRANSFER_")
 
 
 @dataclass(frozen=True)
@@ -72,62 +73,61 @@ _INT_FIELDS = {
     "source_key_expiry_days": (0, 36500),
 }
 
+#: Every key config.toml may hold (``None``: a value; else the keys of that table).
+SETTING_KEYS: dict[str, tuple[str, ...] | None] = {
+    **dict.fromkeys(
+        (
+            "data_dir",
+            "database_url",
+            "gpg_home",
+            "store_dir",
+            "responder_fingerprints",
+            "team_fingerprint",
+            "signing_fingerprint",
+            "workstation_fingerprint",
+            "languages",
+            "default_language",
+            "gpg_binary",
+            *_INT_FIELDS,
+        )
+    ),
+    "kdf": ("time_cost", "memory_kib", "parallelism"),
+}
+
+
+def _source(config_path: Path) -> SettingsSource:
+    return SettingsSource(
+        what="config file",
+        env_prefix=ENV_PREFIX,
+        keys=SETTING_KEYS,
+        other_prefixes=OTHER_MACHINE_PREFIXES,
+        secrets="secrets.toml",
+        missing_hint=f"make it with `securedrop-wm init --data-dir {data_dir_of(config_path)}`, "
+        f"or name another with --config or ${CONFIG_ENV}",
+        missing_secrets_hint="`securedrop-wm init` wrote it beside config.toml: restore it "
+        "from a backup",
+    )
+
 
 def load_settings(
     config_path: Path | str,
     environ: Mapping[str, str] | None = None,
     *,
     require_team_key: bool = True,
+    secrets_path: Path | None = None,
 ) -> Settings:
     """Read ``config_path`` (and ``secrets.toml`` beside it), apply ``SDWM_*`` overrides.
 
     :param require_team_key: False only for the commands that register keys: a server
         whose team key is not registered yet can encrypt nothing, so nothing else runs.
-    :raises SettingsError: naming the first setting that is missing or invalid.
+    :param secrets_path: the secrets file, if not beside the config (``check-config``).
+    :raises SettingsError: naming the first setting that is missing, unknown or invalid.
     """
-    environ = os.environ if environ is None else environ
     path = Path(config_path)
-    raw = _read_toml(
-        path,
-        "config file",
-        f"make it with `securedrop-wm init --data-dir {_data_dir_of(path)}`, or name "
-        f"another with --config or ${CONFIG_ENV}",
+    raw = read_settings(
+        _source(path), path, os.environ if environ is None else environ, secrets_path=secrets_path
     )
-    secrets_path = path.with_name("secrets.toml")
-    secrets = _read_toml(
-        secrets_path,
-        "secrets file",
-        "`securedrop-wm init` wrote it beside config.toml: restore it from a backup",
-    )
-    for key, value in environ.items():
-        if key.startswith(ENV_PREFIX) and key != CONFIG_ENV:
-            raw[key[len(ENV_PREFIX) :].lower()] = _parse_env_value(value)
-    return _build(raw, secrets, base=path.parent, require_team_key=require_team_key)
-
-
-def _data_dir_of(config_path: Path) -> str:
-    """What to give ``init --data-dir`` so that it writes ``config_path``."""
-    return str(config_path.parent) if config_path.name == "config.toml" else "DIR"
-
-
-def _read_toml(path: Path, what: str, missing_hint: str = "") -> dict[str, Any]:
-    try:
-        with path.open("rb") as f:
-            return tomllib.load(f)
-    except FileNotFoundError:
-        hint = f" ({missing_hint})" if missing_hint else ""
-        raise SettingsError(f"{what} not found: {path}{hint}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise SettingsError(f"{what} {path} is not valid TOML: {e}") from None
-    except OSError as e:
-        raise SettingsError(f"{what} {path} cannot be read: {e.strerror}") from None
-
-
-def _parse_env_value(value: str) -> Any:
-    try:
-        return tomllib.loads(f"v = {value}")["v"]
-    except tomllib.TOMLDecodeError:
-        return value
+    return _build(raw.values, raw.secrets, base=path.parent, require_team_key=require_team_key)
 
 
 def _build(
@@ -147,10 +147,10 @@ def _build(
     if not isinstance(fingerprints, list) or not all(isinstance(f, str) for f in fingerprints):
         raise SettingsError("setting 'responder_fingerprints' must be a list of strings")
     team = raw.get("team_fingerprint", "")
-    all_fprs = tuple(_fingerprint(f, "responder_fingerprints") for f in fingerprints)
+    all_fprs = tuple(fingerprint(f, "responder_fingerprints") for f in fingerprints)
     if not isinstance(team, str):
         raise SettingsError("setting 'team_fingerprint' must be a fingerprint string")
-    team_fpr = _fingerprint(team, "team_fingerprint") if team else None
+    team_fpr = fingerprint(team, "team_fingerprint") if team else None
     if team_fpr is None and require_team_key:
         raise SettingsError(
             "no team key is registered yet: run `securedrop-wm team-key set FILE` with the "
@@ -197,16 +197,16 @@ def _build(
             all_fprs if team_fpr is None or team_fpr in all_fprs else (team_fpr, *all_fprs)
         ),
         team_fingerprint=team_fpr,
-        signing_fingerprint=_fingerprint(signing, "signing_fingerprint"),
+        signing_fingerprint=fingerprint(signing, "signing_fingerprint"),
         workstation_fingerprint=(
-            _fingerprint(workstation, "workstation_fingerprint")
+            fingerprint(workstation, "workstation_fingerprint")
             if isinstance(workstation, str) and workstation
             else None
         ),
-        lookup_pepper=_secret(secrets, "lookup_pepper"),
-        key_pepper=_secret(secrets, "key_pepper"),
-        kdf_salt=_secret(secrets, "kdf_salt"),
-        session_key=_secret(secrets, "session_key"),
+        lookup_pepper=secret(secrets, "lookup_pepper"),
+        key_pepper=secret(secrets, "key_pepper"),
+        kdf_salt=secret(secrets, "kdf_salt"),
+        session_key=secret(secrets, "session_key"),
         kdf=kdf,
         languages=tuple(languages),
         default_language=default_language,
@@ -220,41 +220,3 @@ def _bounded(table: dict[str, Any], name: str, low: int, high: int, default: int
     if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
         raise SettingsError(f"setting 'kdf.{name}' must be an integer in [{low}, {high}]")
     return value
-
-
-def _fingerprint(value: str, name: str) -> str:
-    fpr = value.replace(" ", "").upper()
-    if len(fpr) != 40 or any(c not in "0123456789ABCDEF" for c in fpr):
-        raise SettingsError(f"setting '{name}': {value!r} is not a 40-hex-digit fingerprint")
-    return fpr
-
-
-def _secret(secrets: dict[str, Any], name: str) -> bytes:
-    value = secrets.get(name)
-    try:
-        raw = bytes.fromhex(value) if isinstance(value, str) else b""
-    except ValueError:
-        raw = b""
-    if len(raw) < 32:
-        raise SettingsError(f"secret '{name}' must be at least 32 bytes of hex in secrets.toml")
-    return raw
-
-
-def write_atomically(path: Path, text: str, mode: int = 0o600) -> None:
-    """Replace ``path`` with ``text`` in one step: a temp file beside it, fsync, rename,
-    fsync the folder. A crash leaves the old file or the new one, never half of one."""
-    temp = path.with_name(f".{path.name}.{_random.token_hex(8)}.tmp")
-    try:
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
-    folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(folder)
-    finally:
-        os.close(folder)

@@ -9,9 +9,8 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from .codenames import Codename, generate_designation
@@ -303,14 +302,6 @@ def add_reply(drop: Drop, designation: str, text: str) -> str:
         raise
 
 
-def urgent_pending_count(drop: Drop) -> int:
-    """How many urgent reports wait to be fetched: the only thing known about them."""
-    with drop.sessions() as db:
-        return int(
-            db.scalar(select(func.count(Report.id)).where(Report.urgent, ~Report.acknowledged)) or 0
-        )
-
-
 def _encode_message(fields: ReportFields, files: Sequence[PendingFile]) -> bytes:
     body = {
         "schema": MESSAGE_SCHEMA,
@@ -330,8 +321,3 @@ def _unique_designation(drop: Drop) -> str:
             if db.scalar(select(Source.id).where(Source.designation == candidate)) is None:
                 return candidate
     raise SourceCollisionError("could not find a free designation")
-
-
-def store_path(drop: Drop, name: str) -> Path:
-    """The path of a stored ciphertext (for export and tests)."""
-    return drop.store.path(name)

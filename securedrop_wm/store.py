@@ -31,6 +31,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from .errors import StoreError, StoreFullError, UnsafePathError
+from .files import fsync_dir
 
 _NAME = re.compile(r"^[0-9a-f]{40}\.gpg$")
 _TMP_PREFIX = ".tmp-"
@@ -114,12 +115,8 @@ class Store:
 
     def _sync_dir(self) -> None:
         # The rename or unlink just set the folder's times to the second.
-        fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            coarsen_times(fd)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        coarsen_times(self.root)
+        fsync_dir(self.root)
 
 
 def coarsen_times(target: int | Path) -> None:

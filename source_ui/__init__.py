@@ -8,6 +8,7 @@ from pathlib import Path
 
 from flask import Flask
 
+from sdwm_web.services import DROP, SETTINGS
 from securedrop_wm.drop import Drop, open_drop
 from securedrop_wm.settings import Settings
 
@@ -15,8 +16,6 @@ from .i18n import init_i18n
 from .security import init_security
 from .sessions import EncryptedSessionInterface
 from .uploads import UploadRequest, init_uploads
-
-EXTENSION = "securedrop_wm"
 
 
 def create_app(
@@ -42,8 +41,8 @@ def create_app(
         TRAP_HTTP_EXCEPTIONS=False,
         PROPAGATE_EXCEPTIONS=False,
     )
-    app.extensions[EXTENSION] = drop if drop is not None else open_drop(settings)
-    app.extensions["securedrop_wm.settings"] = settings
+    app.extensions[DROP] = drop if drop is not None else open_drop(settings)
+    app.extensions[SETTINGS] = settings
     app.session_interface = EncryptedSessionInterface(
         settings.session_key, settings.session_minutes * 60, clock
     )
@@ -61,9 +60,3 @@ def create_app(
     app.register_blueprint(main.bp)
     app.register_blueprint(source.bp)
     return app
-
-
-def get_drop(app: Flask) -> Drop:
-    """The core services this app was built with."""
-    drop: Drop = app.extensions[EXTENSION]
-    return drop

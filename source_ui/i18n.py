@@ -8,31 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, current_app, g, request, session
-from flask_babel import Babel, Domain, format_date, get_locale
+from flask_babel import format_date
 
-from securedrop_wm.translations import (
-    check_languages,
-    html_lang,
-    language_name,
-    load_translations,
-    negotiate_locale,
-    text_direction,
-)
-
-
-class PoDomain(Domain):  # type: ignore[misc]
-    """A Flask-Babel domain that compiles ``.po`` files in memory on first use."""
-
-    def __init__(self, directory: Path) -> None:
-        super().__init__(translation_directories=[str(directory)])
-        self._directory = directory
-        self._loaded: dict[str, Any] = {}
-
-    def get_translations(self) -> Any:
-        locale = str(get_locale())
-        if locale not in self._loaded:
-            self._loaded[locale] = load_translations(self._directory, locale)
-        return self._loaded[locale]
+from sdwm_web.i18n import current_locale, init_babel
+from securedrop_wm.translations import check_languages, language_name, negotiate_locale
 
 
 def select_locale() -> str:
@@ -71,9 +50,7 @@ def init_i18n(app: Flask, directory: Path, languages: tuple[str, ...], default: 
     check_languages(directory, languages)
     app.config["SDWM_LANGUAGES"] = languages
     app.config["SDWM_DEFAULT_LANGUAGE"] = default
-    babel = Babel(app, locale_selector=request_locale)
-    # Flask-Babel caches its domain per app; ours compiles the .po files in memory.
-    babel.domain_instance = PoDomain(directory)
+    init_babel(app, directory, request_locale)
 
     @app.before_request
     def _fix_locale() -> None:
@@ -84,11 +61,6 @@ def init_i18n(app: Flask, directory: Path, languages: tuple[str, ...], default: 
     names = {lang: language_name(lang) for lang in languages}
 
     @app.context_processor
-    def _language_context() -> dict[str, Any]:
-        locale = str(get_locale())
-        return {
-            "current_locale": locale,
-            "html_lang": html_lang(locale),
-            "text_dir": text_direction(locale),
-            "language_names": names,
-        }
+    def _language_choice() -> dict[str, Any]:
+        # html_lang and text_dir come from sdwm_web; the source UI also offers a menu.
+        return {"current_locale": current_locale(), "language_names": names}

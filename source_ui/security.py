@@ -4,27 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, Response, render_template, request, session
+from flask import Flask, render_template, request, session
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError, CSRFProtect
-from werkzeug.exceptions import HTTPException
 
+from sdwm_web.errors import init_error_pages
+from sdwm_web.headers import HTML_CSP, HTML_HEADERS, init_headers
 from securedrop_wm.errors import StoreFullError
 
-CSP = (
-    "default-src 'none'; style-src 'self'; img-src 'self'; font-src 'self'; "
-    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-)
+# What the source UI adds to the shared HTML headers. The drop is a public onion: ask
+# crawlers that reach it not to index or follow it. font-src 'self' is what this app has
+# always allowed (the stylesheet loads no font today; see static/style.css).
 SECURITY_HEADERS = {
-    "Content-Security-Policy": CSP,
-    "Cache-Control": "no-store",
-    "Pragma": "no-cache",
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
-    "Cross-Origin-Opener-Policy": "same-origin",
-    "Cross-Origin-Resource-Policy": "same-origin",
-    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), interest-cohort=()",
+    **HTML_HEADERS,
+    "Content-Security-Policy": f"{HTML_CSP}; font-src 'self'",
     "X-Robots-Tag": "noindex, nofollow",
 }
 
@@ -44,12 +37,7 @@ def init_security(app: Flask) -> None:
 
     CSRFProtect(app)
 
-    @app.after_request
-    def _headers(response: Response) -> Response:
-        for name, value in SECURITY_HEADERS.items():
-            response.headers[name] = value
-        response.headers.pop("Server", None)
-        return response
+    init_headers(app, SECURITY_HEADERS)
 
     @app.errorhandler(CSRFError)
     def _csrf_error(e: CSRFError) -> Any:
@@ -77,36 +65,24 @@ def init_security(app: Flask) -> None:
             "error.html", title=_("Please try again later"), message=message
         ), 503
 
-    @app.errorhandler(HTTPException)
-    def _http_error(e: HTTPException) -> Any:
-        code = e.code or 500
-        messages = {
-            400: _("The request could not be understood. Please try again."),
-            403: _("You are not allowed to do that."),
-            404: _("There is no page at this address."),
-            405: _("This page cannot be used that way."),
-            413: _(
-                "What you sent is larger than this drop accepts. Send fewer or smaller "
-                "files, or split your report in several parts."
-            ),
-        }
-        return (
-            render_template(
-                "error.html",
-                title=_("Something went wrong"),
-                message=messages.get(code, _("Please try again later.")),
-            ),
-            code,
-        )
-
-    @app.errorhandler(Exception)
-    def _unexpected(e: Exception) -> Any:
+    init_error_pages(
+        app,
+        messages=_http_messages,
+        fallback=lambda: _("Please try again later."),
         # No traceback in the page or the log: it could hold a source's data.
-        return (
-            render_template(
-                "error.html",
-                title=_("Something went wrong"),
-                message=_("Please try again later. Nothing you sent was kept."),
-            ),
-            500,
-        )
+        unexpected=lambda: _("Please try again later. Nothing you sent was kept."),
+        title=lambda: _("Something went wrong"),
+    )
+
+
+def _http_messages() -> dict[int, str]:
+    return {
+        400: _("The request could not be understood. Please try again."),
+        403: _("You are not allowed to do that."),
+        404: _("There is no page at this address."),
+        405: _("This page cannot be used that way."),
+        413: _(
+            "What you sent is larger than this drop accepts. Send fewer or smaller "
+            "files, or split your report in several parts."
+        ),
+    }

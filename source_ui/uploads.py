@@ -17,6 +17,8 @@ from flask import Flask, current_app, g, request, session
 from flask.wrappers import Request
 from werkzeug.formparser import FormDataParser
 
+from sdwm_web.services import DROP, service
+from securedrop_wm.drop import Drop
 from securedrop_wm.errors import ReportError
 from securedrop_wm.sources import PendingFile, abort_files, start_file
 
@@ -95,12 +97,12 @@ class UploadRequest(Request):
         filename: str | None = None,
         content_length: int | None = None,
     ) -> IO[bytes]:
+        # Werkzeug types this as IO[bytes] but only writes, seeks and reads the stream:
+        # our sinks have exactly those methods, not all of IO's (hence the ignores).
         if self.endpoint != UPLOAD_ENDPOINT or "sid" not in session or not filename:
             return _Discard()  # type: ignore[return-value]
-        from . import get_drop
-
         try:
-            pending = start_file(get_drop(current_app), filename)
+            pending = start_file(service(current_app, DROP, Drop), filename)
         except ReportError as e:
             g.setdefault("upload_errors", []).append(e)
             return _Discard()  # type: ignore[return-value]

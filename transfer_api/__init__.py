@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from flask import Flask
 
+from sdwm_web.services import DROP
 from securedrop_wm.bundles import REPLY_LIMITS
 from securedrop_wm.drop import Drop, open_drop
 from securedrop_wm.settings import Settings
 
 from .security import init_security
-
-EXTENSION = "securedrop_wm"
 
 
 def create_app(settings: Settings, drop: Drop | None = None) -> Flask:
@@ -27,16 +26,10 @@ def create_app(settings: Settings, drop: Drop | None = None) -> Flask:
         TRAP_HTTP_EXCEPTIONS=False,
         PROPAGATE_EXCEPTIONS=False,
     )
-    app.extensions[EXTENSION] = drop if drop is not None else open_drop(settings)
+    app.extensions[DROP] = drop if drop is not None else open_drop(settings)
     init_security(app)
 
     from .views import bp
 
     app.register_blueprint(bp)
     return app
-
-
-def get_drop(app: Flask) -> Drop:
-    """The core services this app was built with."""
-    drop: Drop = app.extensions[EXTENSION]
-    return drop

@@ -7,17 +7,13 @@ from typing import Any
 from flask import Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from sdwm_web.headers import BASE_HEADERS, init_headers
+from sdwm_web.services import DROP, service
+from securedrop_wm.drop import Drop
 from securedrop_wm.transfer import check_token
 
-HEADERS = {
-    "Cache-Control": "no-store",
-    "Pragma": "no-cache",
-    "X-Content-Type-Options": "nosniff",
-    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
-    "Cross-Origin-Resource-Policy": "same-origin",
-}
+# The base headers as they are: their CSP loads nothing, which is right for JSON.
+HEADERS = BASE_HEADERS
 _MAX_HEADER = 256
 
 
@@ -39,18 +35,11 @@ def init_security(app: Flask) -> None:
             )
             response.headers["WWW-Authenticate"] = 'Bearer realm="securedrop-wm transfer"'
             return response, status
-        from . import get_drop
-
-        if check_token(get_drop(current_app), token.strip()) is None:
+        if check_token(service(current_app, DROP, Drop), token.strip()) is None:
             return error(403, "Forbidden", "this token is not valid (revoked or mistyped?)")
         return None
 
-    @app.after_request
-    def _headers(response: Response) -> Response:
-        for name, value in HEADERS.items():
-            response.headers[name] = value
-        response.headers.pop("Server", None)
-        return response
+    init_headers(app, HEADERS)
 
     @app.errorhandler(HTTPException)
     def _http_error(e: HTTPException) -> Any:

@@ -10,12 +10,12 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.wsgi import wrap_file
 
+from sdwm_web.services import DROP, service
 from securedrop_wm.bundles import BundleError, ReplayError, export_bundle, import_reply_bundle
 from securedrop_wm.drop import Drop
 from securedrop_wm.errors import SecureDropError
 from securedrop_wm.transfer import transfer_status
 
-from . import get_drop
 from .security import error
 
 bp = Blueprint("transfer", __name__)
@@ -23,7 +23,7 @@ _CHUNK = 256 * 1024
 
 
 def _drop() -> Drop:
-    return get_drop(current_app)
+    return service(current_app, DROP, Drop)
 
 
 def _temp_path(drop: Drop, suffix: str) -> Path:

@@ -19,25 +19,21 @@ bp = Blueprint("admin", __name__)
 @bp.get("/admin/accounts")
 @admin_required
 def account_list() -> Any:
-    with services().sessions() as db:
-        people = accounts.list_accounts(db)
-    return render_template("accounts.html", people=people)
+    return render_template("accounts.html", people=accounts.list_accounts(services()))
 
 
 @bp.post("/admin/accounts")
 @admin_required
 def add_account() -> Any:
-    ws, form = services(), request.form
+    form = request.form
     try:
-        with ws.write() as db:
-            made = accounts.create_account(
-                ws,
-                db,
-                current_account().username,
-                form.get("username", ""),
-                form.get("password", ""),
-                admin=form.get("admin") == "1",
-            )
+        made = accounts.add_account(
+            services(),
+            current_account().username,
+            form.get("username", ""),
+            form.get("password", ""),
+            admin=form.get("admin") == "1",
+        )
     except SecureDropError as e:
         flash(str(e), "error")
         return redirect(url_for("admin.account_list"))
@@ -47,10 +43,8 @@ def add_account() -> Any:
 @bp.post("/admin/accounts/<int:account_id>/remove")
 @admin_required
 def remove_account(account_id: int) -> Any:
-    ws = services()
     try:
-        with ws.write() as db:
-            name = accounts.remove_account(ws, db, current_account(), account_id)
+        name = accounts.deactivate_account(services(), current_account(), account_id)
         flash(_("%(name)s can no longer log in.", name=name), "ok")
     except SecureDropError as e:
         flash(str(e), "error")
@@ -80,13 +74,10 @@ def public_key(which: str) -> Any:
 @bp.get("/audit")
 def audit_log() -> Any:
     page = max(0, request.args.get("page", 0, type=int) or 0)
-    with services().sessions() as db:
-        try:
-            count, intact = audit.verify_chain(db), True
-        except SecureDropError:
-            count, intact = audit.count_events(db), False
-        events = audit.list_events(db, limit=100, offset=page * 100)
-    return render_template("audit.html", events=events, intact=intact, count=count, page=page)
+    log = audit.read_log(services(), limit=100, offset=page * 100)
+    return render_template(
+        "audit.html", events=log.events, intact=log.intact, count=log.count, page=page
+    )
 
 
 @bp.get("/retention")

@@ -33,7 +33,7 @@ bp = Blueprint("cases", __name__)
 def index() -> Any:
     ws = services()
     args = request.args
-    assignee = args.get("assignee", "")
+    assignee, sort = args.get("assignee", ""), args.get("sort", "")
     filters = core.CaseFilter(
         status=args.get("status") or None,
         category=args.get("category") or None,
@@ -42,11 +42,9 @@ def index() -> Any:
         assignee=int(assignee) if assignee.isdigit() else None,
         label=args.get("label") or None,
         include_closed=args.get("closed") == "1",
-        sort=args.get("sort") if args.get("sort") in core.SORTS else "deadline",
+        sort=sort if sort in core.SORTS else "deadline",
     )
     rows = core.list_cases(ws, filters)
-    with ws.sessions() as db:
-        people = core.responders(db)
     return render_template(
         "cases.html",
         rows=rows,
@@ -55,7 +53,7 @@ def index() -> Any:
         statuses=list(CaseStatus),
         urgencies=list(Urgency),
         sorts=core.SORTS,
-        people=people,
+        people=core.responders(ws),
         outbox=replies.outbox(ws),
     )
 
@@ -67,8 +65,6 @@ def case(case_id: int) -> Any:
         found = core.read_case(ws, current_account().username, case_id)
     except SecureDropError:
         abort(404)
-    with ws.sessions() as db:
-        people = core.responders(db)
     metadata = {s.uuid: json.loads(s.metadata_json) for r in found.reports for s in r.submissions}
     return render_template(
         "case.html",
@@ -76,7 +72,7 @@ def case(case_id: int) -> Any:
         deadline=core.deadline(ws.settings, found),
         now=ws.now(),
         statuses=list(CaseStatus),
-        people=people,
+        people=core.responders(ws),
         metadata=metadata,
     )
 

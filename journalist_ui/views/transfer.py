@@ -31,9 +31,7 @@ def _incoming(upload_id: str) -> Path:
 
 @bp.get("/import")
 def start() -> Any:
-    with services().sessions() as db:
-        done = importing.imported_bundles(db)
-    return render_template("import.html", imported=done)
+    return render_template("import.html", imported=importing.imported_bundles(services()))
 
 
 @bp.post("/import")

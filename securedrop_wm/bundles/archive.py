@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import IO, Any, Self
 
 from ..crypto import GnuPG
+from ..files import fsync_dir
 from .errors import (
     BundleError,
     BundleFormatError,
@@ -268,7 +269,7 @@ def _write_bundle(
             raw.flush()
             os.fsync(raw.fileno())
         os.replace(temp, output)
-        _fsync_dir(output.parent)
+        fsync_dir(output.parent)
     except OSError as e:
         raise BundleError(f"the bundle could not be written to {output}: {e.strerror or e}") from e
     finally:
@@ -287,14 +288,6 @@ def _tarinfo(name: str, size: int) -> tarfile.TarInfo:
 
 def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(_tarinfo(name, len(data)), io.BytesIO(data))
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _hash_file(path: Path) -> tuple[int, str]:

@@ -16,8 +16,10 @@ from sqlalchemy import select
 
 from ..bundles import export_bundle, import_reply_bundle, purge_acknowledged
 from ..crypto import GnuPG
-from ..drop import clean_orphans, open_drop, silence_libraries
+from ..drop import clean_orphans, open_drop
 from ..errors import SecureDropError
+from ..files import write_exclusively
+from ..logs import silence_libraries
 from ..models import Source
 from ..onion import (
     add_authorized_client,
@@ -106,9 +108,7 @@ def init(
 
 
 def _write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
+    write_exclusively(path, text.encode())
 
 
 @main.command("clean-orphans")
@@ -117,6 +117,23 @@ def clean_orphans_command(state: _Context) -> None:
     """Remove unreferenced or half-written store files (run before the server starts)."""
     removed = clean_orphans(state.drop())
     click.echo(f"removed {len(removed)} orphaned file(s)")
+
+
+@main.command("check-config")
+@click.option(
+    "--secrets",
+    "secrets_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The secrets file, if not secrets.toml beside the config (Ansible checks a "
+    "rendered config in a temporary folder).",
+)
+@click.pass_obj
+def check_config(state: _Context, secrets_path: Path | None) -> None:
+    """Load the settings as the server would and stop on the first wrong one: an unknown
+    key or SDWM_* variable, a missing or invalid value. Changes nothing."""
+    config = state.config_path()
+    load_settings(config, secrets_path=secrets_path)
+    click.echo(f"{config}: settings are valid")
 
 
 @main.command()

@@ -15,21 +15,26 @@ from typing import Any, TypeVar
 import click
 
 from ..transfer_client import TransferClient, TransferError, load_transfer_settings
+from ..transfer_client.settings import CONFIG_ENV as TRANSFER_CONFIG_ENV
+from .options import top_level_config
 from .progress import ProgressBar
 
 _F = TypeVar("_F", bound=Callable[..., Any])
-TRANSFER_CONFIG_ENV = "SDWM_TRANSFER_CONFIG"
 
 
 def _transfer_options(f: _F) -> _F:
     """Where the transfer API is and how to reach it; each overrides the config file."""
     options = [
         click.option(
+            "--config",
             "--transfer-config",
-            type=click.Path(dir_okay=False, path_type=Path),
+            "transfer_config",
+            type=click.Path(dir_okay=False),
             envvar=TRANSFER_CONFIG_ENV,
-            help="TOML settings of the transfer machine [default: "
-            "~/.config/securedrop-wm/transfer.toml if it exists].",
+            callback=top_level_config,
+            help="TOML settings of the transfer machine [default: securedrop-wm's own "
+            f"--config, ${TRANSFER_CONFIG_ENV}, or ~/.config/securedrop-wm/transfer.toml "
+            "if it exists].",
         ),
         click.option("--onion", help="The transfer onion's address (56 characters .onion)."),
         click.option("--socks", help="Tor's SocksPort as HOST:PORT [default: 127.0.0.1:9050]."),
@@ -58,7 +63,8 @@ def _transfer_options(f: _F) -> _F:
 
 def _transfer_client(options: dict[str, Any], **more: Any) -> TransferClient:
     """A TransferClient for the options given, which tells the user about retries."""
-    config = options.pop("transfer_config")
+    named: str | None = options.pop("transfer_config")
+    config = None if named is None else Path(named)
     if config is None:
         base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
         default = base / "securedrop-wm" / "transfer.toml"

@@ -80,6 +80,20 @@ def create_account(
     return NewAccount(account.id, username, secret, uri)
 
 
+def add_account(
+    ws: Workstation, actor: str, username: str, password: str, *, admin: bool
+) -> NewAccount:
+    """Add an account in a transaction of its own (see :func:`create_account`)."""
+    with ws.write() as db:
+        return create_account(ws, db, actor, username, password, admin=admin)
+
+
+def deactivate_account(ws: Workstation, actor: Account, account_id: int) -> str:
+    """Remove an account in a transaction of its own (see :func:`remove_account`)."""
+    with ws.write() as db:
+        return remove_account(ws, db, actor, account_id)
+
+
 def remove_account(ws: Workstation, db: Session, actor: Account, account_id: int) -> str:
     """Remove an account: it can no longer log in, its sessions end, its cases are
     unassigned. The row stays so the audit log keeps meaning. Returns the username.
@@ -116,10 +130,11 @@ def count_admins(db: Session) -> int:
     return int(db.scalar(query) or 0)
 
 
-def list_accounts(db: Session) -> Sequence[Account]:
+def list_accounts(ws: Workstation) -> Sequence[Account]:
     """Active accounts by name."""
     query = select(Account).where(Account.removed_at.is_(None)).order_by(Account.username)
-    return db.scalars(query).all()
+    with ws.sessions() as db:
+        return db.scalars(query).all()
 
 
 def has_accounts(ws: Workstation) -> bool:

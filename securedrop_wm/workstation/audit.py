@@ -11,12 +11,14 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from .errors import AuditChainError
 from .models import AuditEvent
+from .services import Workstation
 
 GENESIS = "0" * 64
 
@@ -75,3 +77,26 @@ def list_events(
 def count_events(db: Session) -> int:
     """How many events the log holds."""
     return int(db.scalar(select(func.count(AuditEvent.id))) or 0)
+
+
+@dataclass(frozen=True)
+class AuditPage:
+    """One page of the log, newest first, and what the whole chain says."""
+
+    events: Sequence[AuditEvent]
+    count: int
+    intact: bool
+
+
+def read_log(ws: Workstation, *, limit: int = 100, offset: int = 0) -> AuditPage:
+    """A page of the log and whether the chain holds, read in one session of its own.
+
+    A broken chain does not hide the log: the page is still shown, marked not intact.
+    """
+    with ws.sessions() as db:
+        try:
+            count, intact = verify_chain(db), True
+        except AuditChainError:
+            count, intact = count_events(db), False
+        events = list_events(db, limit=limit, offset=offset)
+    return AuditPage(events, count, intact)

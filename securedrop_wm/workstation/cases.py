@@ -225,10 +225,11 @@ def remove_label(ws: Workstation, actor: str, case_id: int, name: str) -> None:
                 audit.record(db, ws.now(), actor, "case.label", case_id=case.id, detail=f"-{name}")
 
 
-def responders(db: Session) -> Sequence[Account]:
+def responders(ws: Workstation) -> Sequence[Account]:
     """Accounts a case can be assigned to."""
     query = select(Account).where(Account.removed_at.is_(None)).order_by(Account.username)
-    return db.scalars(query).all()
+    with ws.sessions() as db:
+        return db.scalars(query).all()
 
 
 def attachment(ws: Workstation, actor: str, submission_uuid: str) -> tuple[Path, str]:

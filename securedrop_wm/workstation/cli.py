@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import IO
 
 import click
-from click.core import ParameterSource
 
+from ..cli.options import top_level_config
 from ..errors import SecureDropError
+from ..files import write_exclusively
 from . import audit, keys, retention
 from .services import Workstation, open_workstation
 from .settings import CONFIG_ENV, load_workstation_settings, write_config
@@ -27,24 +28,12 @@ def _open(config: str | None) -> Workstation:
         raise click.ClickException(str(e)) from None
 
 
-def _top_level_config(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    """The command's own --config if given there, else ``securedrop-wm --config PATH
-    workstation ...``'s, else the environment's or the default."""
-    if ctx.get_parameter_source(param.name or "") is ParameterSource.COMMANDLINE:
-        return value
-    root = ctx.find_root()
-    if root.get_parameter_source("config") is ParameterSource.COMMANDLINE:
-        top: str = root.params["config"]
-        return top
-    return value
-
-
 config_option = click.option(
     "--config",
     "config",
     envvar=CONFIG_ENV,
     type=click.Path(dir_okay=False),
-    callback=_top_level_config,
+    callback=top_level_config,
     help=f"Path of the workstation's config.toml (default: securedrop-wm's own --config, "
     f"${CONFIG_ENV} or {DEFAULT_CONFIG}).",
 )
@@ -90,12 +79,13 @@ def init(
     os.chmod(data_dir, 0o700)
     write_config(config_path, {"retention_days": 90, "session_minutes": 20})
     token = secrets.token_urlsafe(16)
-    fd = os.open(data_dir / "secrets.toml", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(
+    write_exclusively(
+        data_dir / "secrets.toml",
+        (
             "# Workstation secrets: keep them on this machine only.\n"
             f'session_key = "{secrets.token_hex(32)}"\nsetup_token = "{token}"\n'
-        )
+        ).encode(),
+    )
     ws = _open(str(config_path))
     try:
         if server_key is None or server_fingerprint is None or admin is None:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..bundles.archive import VerifiedExport, check_replay, verify_export_bundle
@@ -434,11 +434,7 @@ def _place_files(ws: Workstation, decrypted: _Decrypted) -> None:
         os.replace(temp, ws.settings.files_dir / item_id)
 
 
-def imported_bundles(db: Session) -> list[ImportedBundle]:
+def imported_bundles(ws: Workstation) -> list[ImportedBundle]:
     """Bundles imported so far, newest first."""
-    return list(db.scalars(select(ImportedBundle).order_by(ImportedBundle.id.desc())))
-
-
-def count_imported(db: Session) -> int:
-    """How many bundles have been imported."""
-    return int(db.scalar(select(func.count(ImportedBundle.id))) or 0)
+    with ws.sessions() as db:
+        return list(db.scalars(select(ImportedBundle).order_by(ImportedBundle.id.desc())))

@@ -7,8 +7,8 @@ import dataclasses
 import hmac
 from dataclasses import dataclass
 
+from ..config import read_toml
 from ..errors import CryptoError
-from ..settings import _read_toml
 from . import accounts, audit
 from .errors import SecretKeyMissingError, SetupError
 from .services import Workstation
@@ -138,6 +138,6 @@ def public_key(ws: Workstation, fingerprint: str) -> str:
 
 def setup_token(ws: Workstation) -> str:
     """The one-time setup token ``securedrop-wm workstation init`` wrote into secrets.toml."""
-    raw = _read_toml(ws.settings.config_path.with_name("secrets.toml"), "secrets file")
+    raw = read_toml(ws.settings.config_path.with_name("secrets.toml"), "secrets file")
     token = raw.get("setup_token", "")
     return token if isinstance(token, str) else ""

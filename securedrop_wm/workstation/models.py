@@ -27,7 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from ..models import NAMING_CONVENTION
+from ..db import NAMING_CONVENTION
 from ..vocabulary import CaseStatus
 
 

@@ -1,4 +1,12 @@
-"""The workstation's services, built once from settings and passed to whoever needs them."""
+"""The workstation's services, built once from settings and passed to whoever needs them.
+
+Where a transaction opens: in the core. A core function a caller reaches with a
+:class:`Workstation` opens its own session (:meth:`Workstation.write` to change
+anything, ``ws.sessions()`` to read) and commits it before it returns; the web views
+(``journalist_ui``) never call ``begin()``/``commit()`` or hold a session themselves.
+A function that takes a ``db: Session`` instead works inside its caller's transaction:
+it is a building block for other core functions (and tests), not an entry point.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ..crypto import GnuPG
 from ..db import make_engine, make_sessionmaker
-from ..drop import silence_libraries
+from ..logs import silence_libraries
 from .db import migrate
 from .errors import NotConfiguredError
 from .settings import WorkstationSettings

@@ -10,15 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..config import SettingsSource, data_dir_of, fingerprint, read_settings, secret
 from ..errors import SettingsError
-from ..settings import (
-    _data_dir_of,
-    _fingerprint,
-    _parse_env_value,
-    _read_toml,
-    _secret,
-    write_atomically,
-)
+from ..files import write_atomically
 from ..vocabulary import Urgency
 
 ENV_PREFIX = "SDWM_WS_"
@@ -61,30 +55,46 @@ _INT_FIELDS = {
 }
 
 
+#: Every key config.toml may hold (``None``: a value; ``()``: a table checked in _build).
+SETTING_KEYS: dict[str, tuple[str, ...] | None] = {
+    **dict.fromkeys(
+        (
+            "data_dir",
+            "database_url",
+            "gpg_home",
+            "files_dir",
+            "outbox_dir",
+            "team_fingerprint",
+            "signing_fingerprint",
+            "server_fingerprint",
+            "gpg_binary",
+            *_INT_FIELDS,
+        )
+    ),
+    "deadline_hours": tuple(DEFAULT_DEADLINES),
+}
+
+
 def load_workstation_settings(
     config_path: Path | str, environ: Mapping[str, str] | None = None
 ) -> WorkstationSettings:
     """Read ``config_path`` and ``secrets.toml`` beside it, apply ``SDWM_WS_*`` overrides.
 
-    :raises SettingsError: naming the first setting that is missing or invalid.
+    :raises SettingsError: naming the first setting that is missing, unknown or invalid.
     """
-    environ = os.environ if environ is None else environ
     path = Path(config_path)
-    raw = _read_toml(
-        path,
-        "workstation config file",
-        f"make it with `securedrop-wm workstation init --data-dir {_data_dir_of(path)}`, "
-        f"or name another with --config or ${CONFIG_ENV}",
+    source = SettingsSource(
+        what="workstation config file",
+        env_prefix=ENV_PREFIX,
+        keys=SETTING_KEYS,
+        secrets="secrets.toml",
+        missing_hint=f"make it with `securedrop-wm workstation init --data-dir "
+        f"{data_dir_of(path)}`, or name another with --config or ${CONFIG_ENV}",
+        missing_secrets_hint="`securedrop-wm workstation init` wrote it beside config.toml: "
+        "restore it from a backup",
     )
-    secrets = _read_toml(
-        path.with_name("secrets.toml"),
-        "workstation secrets file",
-        "`securedrop-wm workstation init` wrote it beside config.toml: restore it from a backup",
-    )
-    for key, value in environ.items():
-        if key.startswith(ENV_PREFIX) and key != CONFIG_ENV:
-            raw[key[len(ENV_PREFIX) :].lower()] = _parse_env_value(value)
-    return _build(raw, secrets, path)
+    raw = read_settings(source, path, os.environ if environ is None else environ)
+    return _build(raw.values, raw.secrets, path)
 
 
 def _build(raw: dict[str, Any], secrets: dict[str, Any], config_path: Path) -> WorkstationSettings:
@@ -103,7 +113,7 @@ def _build(raw: dict[str, Any], secrets: dict[str, Any], config_path: Path) -> W
         value = raw.get(name, "")
         if not isinstance(value, str):
             raise SettingsError(f"setting '{name}' must be a fingerprint string")
-        return _fingerprint(value, name) if value else None
+        return fingerprint(value, name) if value else None
 
     data_dir = path_setting("data_dir", base)
     ints: dict[str, int] = {}
@@ -133,7 +143,7 @@ def _build(raw: dict[str, Any], secrets: dict[str, Any], config_path: Path) -> W
         gpg_home=path_setting("gpg_home", data_dir / "gnupg"),
         files_dir=path_setting("files_dir", data_dir / "files"),
         outbox_dir=path_setting("outbox_dir", data_dir / "outbox"),
-        session_key=_secret(secrets, "session_key"),
+        session_key=secret(secrets, "session_key"),
         team_fingerprint=optional_fingerprint("team_fingerprint"),
         signing_fingerprint=optional_fingerprint("signing_fingerprint"),
         server_fingerprint=optional_fingerprint("server_fingerprint"),

@@ -17,12 +17,14 @@ from flask import (
 )
 from flask_babel import gettext as _
 
+from sdwm_web.services import DROP, SETTINGS, service
 from securedrop_wm.codenames import (
     Codename,
     available_languages,
     generate_codename,
     parse_codename,
 )
+from securedrop_wm.drop import Drop
 from securedrop_wm.errors import (
     CodenameError,
     EmptyReportError,
@@ -32,6 +34,7 @@ from securedrop_wm.errors import (
     SourceNotFoundError,
 )
 from securedrop_wm.kdf import SourceId, SourcePassphrase
+from securedrop_wm.settings import Settings
 from securedrop_wm.sources import (
     ReportFields,
     SourceLogin,
@@ -46,7 +49,6 @@ from securedrop_wm.sources import (
 from securedrop_wm.translations import N_, language_name
 from securedrop_wm.vocabulary import Category, Urgency
 
-from .. import get_drop
 from ..uploads import form_value, pending_files, upload_errors
 
 bp = Blueprint("source", __name__)
@@ -54,8 +56,8 @@ bp = Blueprint("source", __name__)
 _FORM_FIELDS = ("category", "what_happened", "urgency", "wiki", "links", "reply_language")
 
 
-def _drop() -> Any:
-    return get_drop(current_app)
+def _drop() -> Drop:
+    return service(current_app, DROP, Drop)
 
 
 def _rotate_csrf() -> None:
@@ -126,7 +128,7 @@ def generate() -> Any:
 
     if "sid" in session:
         return redirect(url_for("source.submit"))
-    settings = current_app.extensions["securedrop_wm.settings"]
+    settings = service(current_app, SETTINGS, Settings)
     offered = available_languages()
     language = request.args.get("words", "")
     if language not in offered:
@@ -161,7 +163,7 @@ def login() -> Any:
 
     if request.method == "GET":
         return render_template("login.html")
-    settings = current_app.extensions["securedrop_wm.settings"]
+    settings = service(current_app, SETTINGS, Settings)
     try:
         codename = parse_codename(form_value("codename"), settings.codename_words)
         found = login_source(_drop(), codename)

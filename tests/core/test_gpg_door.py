@@ -98,13 +98,17 @@ def _fresh(*imports: str) -> list[set[str]]:
 
 
 def test_workstation_bundle_code_does_not_load_the_server() -> None:
-    # Importing the workstation's import and reply modules, in a fresh interpreter...
+    # Importing the workstation's services, import and reply modules, in a fresh
+    # interpreter...
     [loaded] = _fresh(
-        "import securedrop_wm.workstation.importing, securedrop_wm.workstation.replies"
+        "import securedrop_wm.workstation.importing, securedrop_wm.workstation.replies, "
+        "securedrop_wm.workstation.services"
     )
-    # ...loads the bundle code they need, and not the server's side of it
+    # ...loads the bundle code they need, and nothing of the server: not its bundle side,
+    # not its services, not its database models
     assert "securedrop_wm.bundles.archive" in loaded
-    assert "securedrop_wm.bundles.server" not in loaded
+    for server_side in ("bundles.server", "drop", "models"):
+        assert f"securedrop_wm.{server_side}" not in loaded
 
 
 def test_bundle_package_alone_does_not_load_the_server_models() -> None:

@@ -19,7 +19,9 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from securedrop_wm.bundles import export_bundle
 from securedrop_wm.cli import main as cli
+from securedrop_wm.config import RESERVED_ENV
 from securedrop_wm.drop import Drop
+from securedrop_wm.errors import SettingsError
 from securedrop_wm.onion import ensure_service_key, list_authorized_clients, service_address
 from securedrop_wm.transfer_client import (
     TransferConfigError,
@@ -108,6 +110,47 @@ def test_config_file_with_options_over_it(onion: str, token_file: Path, tmp_path
         config.write_text(text)
         with pytest.raises(TransferConfigError, match=complaint):
             load_transfer_settings(config)
+
+
+def test_unknown_setting_or_variable_is_named_with_the_nearest(
+    onion: str, token_file: Path, tmp_path: Path
+) -> None:
+    config = tmp_path / "transfer.toml"
+    config.write_text(f'onion = "{onion}"\ntoken_file = "token"\nretry_dealy = 5\n')
+    with pytest.raises(SettingsError, match="unknown setting 'retry_dealy'") as e:
+        load_transfer_settings(config, environ={})
+    assert "did you mean 'retry_delay'?" in str(e.value)
+    config.write_text(f'onion = "{onion}"\ntoken_file = "token"\n')
+    with pytest.raises(TransferConfigError, match="SDWM_TRANSFER_TIMEOT") as e:
+        load_transfer_settings(config, environ={"SDWM_TRANSFER_TIMEOT": "60"})
+    assert "did you mean SDWM_TRANSFER_TIMEOUT?" in str(e.value)
+    # The reserved names and the other machines' variables pass; its own apply.
+    environ = {name: "x" for name in RESERVED_ENV} | {
+        "SDWM_SESSION_MINUTES": "5",
+        "SDWM_WS_RETENTION_DAYS": "7",
+        "SDWM_TRANSFER_TIMEOUT": "60",
+        "SDWM_TRANSFER_OUTPUT_DIR": "usb",
+    }
+    settings = load_transfer_settings(config, environ=environ)
+    assert settings.timeout == 60
+    assert settings.output_dir == Path("usb")  # the caller's, not the config's folder
+
+
+def test_the_top_level_config_reaches_transfer_commands(
+    onion: str, token_file: Path, tmp_path: Path
+) -> None:
+    config = tmp_path / "transfer.toml"
+    config.write_text(f'onion = "{onion}"\ntoken_file = "token"\nsocks = "9050"\n')
+    env = {"SDWM_TRANSFER_CONFIG": None, "SDWM_CONFIG": None}
+    for args in (
+        ["--config", str(config), "transfer", "status"],
+        ["transfer", "status", "--config", str(config)],
+        ["transfer", "status", "--transfer-config", str(config)],
+        ["--config", str(tmp_path / "other.toml"), "transfer", "status", "--config", str(config)],
+    ):
+        result = CliRunner().invoke(cli, args, env=env)
+        assert result.exit_code == 1
+        assert "not a SOCKS address" in result.output, args
 
 
 def test_tor_not_running_is_told_as_such(onion: str, token_file: Path) -> None:
