@@ -1,5 +1,6 @@
-"""Translations for the HTML apps: catalogs compiled from ``.po`` in memory, and the
-template variables a page needs to declare its language and direction."""
+"""Translations for the HTML apps: catalogs compiled from ``.po`` in memory, the template
+variables a page needs to declare its language and direction, and the escaping of
+translated text in templates."""
 
 from __future__ import annotations
 
@@ -8,9 +9,14 @@ from pathlib import Path
 
 from babel.support import NullTranslations
 from flask import Flask
-from flask_babel import Babel, Domain, get_locale
+from flask_babel import Babel, Domain, get_locale, get_translations
 
-from securedrop_wm.translations import html_lang, load_translations, text_direction
+from securedrop_wm.translations import (
+    escape_translation,
+    html_lang,
+    load_translations,
+    text_direction,
+)
 
 
 class PoDomain(Domain):
@@ -46,6 +52,42 @@ def catalog_locales(directory: Path, source: str = "en") -> list[str]:
     return [source, *(p.name for p in found if p.is_dir())]
 
 
+def _gettext(message: str) -> str:
+    return escape_translation(message, get_translations().ugettext(message))
+
+
+def _ngettext(singular: str, plural: str, n: int) -> str:
+    text = get_translations().ungettext(singular, plural, n)
+    return text if text in (singular, plural) else escape_translation(singular + plural, text)
+
+
+def _pgettext(context: str, message: str) -> str:
+    return escape_translation(message, get_translations().upgettext(context, message))
+
+
+def _npgettext(context: str, singular: str, plural: str, n: int) -> str:
+    text = get_translations().unpgettext(context, singular, plural, n)
+    return text if text in (singular, plural) else escape_translation(singular + plural, text)
+
+
+def install_escaping_gettext(app: Flask) -> None:
+    """Make the templates' ``_()``, ``ngettext()`` and ``{% trans %}`` escape translated
+    text (see :func:`~securedrop_wm.translations.escape_translation`).
+
+    Jinja's i18n extension marks whatever gettext returns as safe markup, as if the
+    translators were part of the code; a ``.po`` entry is text from outside it. Text
+    that code passes to a template after calling :func:`flask_babel.gettext` is a plain
+    string and autoescaped as any other.
+    """
+    app.jinja_env.install_gettext_callables(  # type: ignore[attr-defined]
+        gettext=_gettext,
+        ngettext=_ngettext,
+        pgettext=_pgettext,
+        npgettext=_npgettext,
+        newstyle=True,
+    )
+
+
 def init_babel(app: Flask, directory: Path, locale_selector: Callable[[], str]) -> None:
     """Set up Flask-Babel on ``app`` with catalogs compiled from the ``.po`` files in
     ``directory``, the language chosen by ``locale_selector``, and the template variables
@@ -53,4 +95,5 @@ def init_babel(app: Flask, directory: Path, locale_selector: Callable[[], str]) 
     babel = Babel(app, locale_selector=locale_selector)
     # Flask-Babel caches its domain per app; ours compiles the .po files in memory.
     babel.domain_instance = PoDomain(directory)
+    install_escaping_gettext(app)
     app.context_processor(language_context)

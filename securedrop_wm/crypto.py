@@ -22,6 +22,7 @@ import errno
 import fcntl
 import os
 import queue
+import re
 import shutil
 import subprocess
 import tempfile
@@ -59,15 +60,29 @@ no-emit-version
 personal-cipher-preferences AES256 AES192 AES
 """
 # Passphrases are never cached: each decryption asks again (loopback pinentry).
-# The S2K count is the minimum because every passphrase given to this home is a 256-bit
-# value derived by Argon2id (kdf.py); stretching it again would cost about 2 s per source
-# key and add no strength. Human passphrases never reach this home.
+# The S2K count of the drop server's home is the minimum because every passphrase given
+# to it is a 256-bit value derived by Argon2id (kdf.py): no one guesses 2^256 values,
+# however cheap each guess, and stretching it again would cost about 2 s per source key
+# and add no strength. A home whose keys carry a human passphrase (the workstation's team
+# key) must not have that line: see _HUMAN_AGENT_CONF.
 _AGENT_CONF = """\
 default-cache-ttl 0
 max-cache-ttl 0
 allow-loopback-pinentry
 s2k-count 65536
 """
+# For a home whose passphrases a person chose: no s2k-count, so gpg-agent protects keys
+# with its own calibrated count (about 300 million SHA-1 iterations here, some 300 ms):
+# each offline guess of a stolen key file costs that much, 4,500 times the minimum.
+_HUMAN_AGENT_CONF = """\
+default-cache-ttl 0
+max-cache-ttl 0
+allow-loopback-pinentry
+"""
+# A count in an agent's key file, in its advanced (``(sha1 #SALT# "COUNT")``) or its
+# canonical (``(4:sha18:SALTCOUNT-LEN:COUNT)``) S-expression form.
+_S2K_ADVANCED = re.compile(rb'\(\s*sha1\s+#[0-9A-Fa-f]{16}#\s+"?(\d+)"?\s*\)')
+_S2K_CANONICAL = re.compile(rb"\(4:sha18:.{8}\d+:(\d+)\)", re.DOTALL)
 # Uploads are mostly already-compressed media; compressing costs CPU for little gain.
 # Nothing here relies on the trust database (always_trust): gpg must not check it at the
 # end of an encryption, which reads every key while the keyring lock is not held.
@@ -104,14 +119,24 @@ class KeyInfo:
 class GnuPG:
     """A GnuPG home and the operations the drop needs on it."""
 
-    def __init__(self, home: Path, binary: str = "gpg") -> None:
+    def __init__(self, home: Path, binary: str = "gpg", *, human_passphrases: bool = False) -> None:
+        """
+        :param human_passphrases: the keys of this home may carry passphrases a person
+            chose (the workstation's): gpg-agent protects them with its calibrated S2K
+            count, and an existing home's low count is taken out of its configuration
+            (its keys are re-protected by :meth:`reprotect_key`).
+        """
         self._binary = binary
+        self._human = human_passphrases
         home.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(home, 0o700)
-        for name, text in (("gpg.conf", _GPG_CONF), ("gpg-agent.conf", _AGENT_CONF)):
+        agent_conf = _HUMAN_AGENT_CONF if human_passphrases else _AGENT_CONF
+        for name, text in (("gpg.conf", _GPG_CONF), ("gpg-agent.conf", agent_conf)):
             conf = home / name
             if not conf.exists():
                 conf.write_text(text)
+        if human_passphrases and _drop_s2k_count(home / "gpg-agent.conf"):
+            stop_agent(home)  # an agent started before still has the low count
         self.home = home
         self._gpg = gnupg.GPG(gnupghome=str(home), gpgbinary=binary)
         self._gpg.buffer_size = _CHUNK
@@ -273,7 +298,14 @@ class GnuPG:
         moved: list[Path] = []
         try:
             (workshop / "gpg.conf").write_text(_GPG_CONF)
-            (workshop / "gpg-agent.conf").write_text(f"{_AGENT_CONF}faked-system-time {day}!\n")
+            # A key with a human passphrase gets this home's agent's calibrated count
+            # (the throwaway agent would calibrate again, to a slightly other value).
+            protection = (
+                f"{_HUMAN_AGENT_CONF}s2k-count {self.calibrated_s2k_count()}\n"
+                if self._human
+                else _AGENT_CONF
+            )
+            (workshop / "gpg-agent.conf").write_text(f"{protection}faked-system-time {day}!\n")
             maker = gnupg.GPG(gnupghome=str(workshop), gpgbinary=self._binary, options=faked)
             maker.encoding = "utf-8"
             made = maker.gen_key(maker.gen_key_input(**params))
@@ -304,6 +336,72 @@ class GnuPG:
                     fingerprint, secret=True, passphrase=secret_passphrase, expect_passphrase=True
                 )
             self._gpg.delete_keys(fingerprint)
+
+    # -- passphrase protection -------------------------------------------------------
+
+    def calibrated_s2k_count(self) -> int:
+        """The S2K count this home's gpg-agent calibrated (whatever its configuration
+        says): the iterations it hashes in about 100 ms of this machine's time.
+
+        :raises CryptoError: the agent could not be asked.
+        """
+        argv = ["gpg-connect-agent", "--homedir", str(self.home), "GETINFO s2k_count_cal", "/bye"]
+        result = _run_tool(argv, "gpg-agent could not be asked")
+        for line in result.stdout.splitlines():
+            if line.startswith("D ") and line[2:].strip().isdigit():
+                return int(line[2:].strip())
+        raise CryptoError(f"gpg-agent did not say its S2K count: {result.stderr.strip()}")
+
+    def s2k_counts(self, fingerprint: str) -> list[int]:
+        """The S2K iteration count protecting each passphrase-protected secret (sub)key
+        of ``fingerprint``, as its key file in ``private-keys-v1.d`` stores it.
+
+        A key still in the OpenPGP protection it was imported with (``openpgp-native``,
+        until its first use) counts as 0: the agent has not protected it yet. Keys with
+        no passphrase are left out.
+        """
+        argv = [self._binary, "--homedir", str(self.home), "--batch", "--with-colons"]
+        argv += ["--with-keygrip", "--list-secret-keys", fingerprint]
+        with self._keyring.hold():
+            listing = _run_tool(argv, "gpg could not list the secret key")
+            counts = []
+            for line in listing.stdout.splitlines():
+                fields = line.split(":")
+                if fields[0] != "grp" or len(fields) < 10:
+                    continue
+                path = self.home / "private-keys-v1.d" / f"{fields[9]}.key"
+                try:
+                    data = path.read_bytes()
+                except FileNotFoundError:
+                    continue
+                found = _S2K_ADVANCED.findall(data) or _S2K_CANONICAL.findall(data)
+                if found:
+                    counts.append(min(int(c) for c in found))
+                elif b"openpgp-native" in data:
+                    counts.append(0)
+        return counts
+
+    def reprotect_key(self, fingerprint: str, passphrase: str) -> None:
+        """Protect the secret (sub)keys of ``fingerprint`` again with the same passphrase,
+        at the count this home's agent uses now (``gpg --passwd``: the agent unlocks
+        each key with the old protection and locks it with the new one).
+
+        :raises DecryptionError: the passphrase is wrong; nothing changed.
+        :raises CryptoError: gpg failed otherwise.
+        """
+        argv = [self._binary, "--homedir", str(self.home), "--batch", "--no-tty"]
+        argv += ["--pinentry-mode", "loopback", "--passphrase-fd", "0", "--passwd", fingerprint]
+        with self._changing_keys():
+            result = _run_tool(argv, "gpg could not be run to protect the key", passphrase)
+        # gpg --passwd exits 0 even when the agent refused the passphrase: its messages
+        # tell.
+        stderr = result.stderr
+        if "Bad passphrase" in stderr:
+            raise DecryptionError("the passphrase is wrong")
+        if result.returncode != 0 or "error changing" in stderr:
+            errors = [line[5:] for line in stderr.splitlines() if line.startswith("gpg: ")]
+            last = errors[-1] if errors else "no message"
+            raise CryptoError(f"gpg could not protect the key: {last}")
 
     # -- encryption -----------------------------------------------------------------
 
@@ -691,6 +789,30 @@ def stop_agent(home: Path) -> None:
             stderr=subprocess.DEVNULL,
             check=False,
         )
+
+
+def _run_tool(
+    argv: list[str], failure: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run a GnuPG tool (up to 5 min); return its exit code, output and messages.
+
+    :raises CryptoError: it could not be run, or did not end in time (``failure``).
+    """
+    given = None if stdin is None else stdin + "\n"
+    try:
+        return subprocess.run(argv, input=given, capture_output=True, text=True, timeout=300)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise CryptoError(f"{failure}: {e}") from None
+
+
+def _drop_s2k_count(conf: Path) -> bool:
+    """Take any ``s2k-count`` line out of a gpg-agent.conf; return whether there was one."""
+    lines = conf.read_text().splitlines(keepends=True)
+    kept = [line for line in lines if line.split()[:1] != ["s2k-count"]]
+    if kept == lines:
+        return False
+    conf.write_text("".join(kept))
+    return True
 
 
 def _remove_stale_workshops(workshops: Path) -> None:

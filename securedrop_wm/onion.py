@@ -16,6 +16,7 @@ Usage::
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import re
@@ -91,6 +92,8 @@ MIN_TOR_VERSION = "0.3.5.7"
 MIN_CLIENT_AUTH_VERSION = "0.4.6.1"
 _TARGET = re.compile(r"unix:/[^\s,]+|[A-Za-z0-9.\-]+:\d{1,5}|\[[0-9A-Fa-f:.]+\]:\d{1,5}")
 _STOP_GRACE = 5.0
+# How many of its last output lines a tor of ours keeps in memory, for error messages.
+_TOR_OUTPUT_LINES = 200
 
 
 @dataclass(frozen=True)
@@ -246,7 +249,9 @@ class Onion:
             "ControlSocket": str(socket_path),
             "CookieAuthentication": "1",
             "SocksPort": "0",
-            "Log": f"notice file {data_dir / 'notice.log'}",
+            # Tor's log names onion addresses, times and failures: kept in this process's
+            # memory (for an error message), never written to the data dir.
+            "Log": "notice stdout",
             "__OwningControllerProcess": str(os.getpid()),
             **(config or {}),
         }
@@ -255,24 +260,24 @@ class Onion:
         with contextlib.suppress(FileNotFoundError):
             socket_path.unlink()
         try:
-            with (data_dir / "stdout.log").open("wb") as out:
-                process = subprocess.Popen(
-                    [tor_cmd, "-f", str(torrc), "--ignore-missing-torrc"],
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                )
+            process = subprocess.Popen(
+                [tor_cmd, "-f", str(torrc), "--ignore-missing-torrc"],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )
         except OSError as exc:
             raise TorLaunchError(f"cannot run {tor_cmd}: {exc}") from exc
+        output = _TorOutput(process)
         try:
-            controller = _connect_launched(process, socket_path, data_dir, timeout)
+            controller = _connect_launched(process, socket_path, output, timeout)
             onion = cls(controller, process=process)
         except BaseException:
             _terminate(process)
             raise
         if wait_for_bootstrap:
             try:
-                onion._wait_bootstrapped(timeout, data_dir)
+                onion._wait_bootstrapped(timeout, output)
             except BaseException:
                 onion.close()
                 raise
@@ -492,14 +497,14 @@ class Onion:
                     )
                 self._uploaded.wait(min(left, 1.0))
 
-    def _wait_bootstrapped(self, timeout: float, data_dir: Path) -> None:
+    def _wait_bootstrapped(self, timeout: float, output: _TorOutput) -> None:
         deadline = time.monotonic() + timeout
         while True:
             try:
                 status = self.status()
             except TorNotRunningError:
                 raise TorLaunchError(
-                    f"tor exited while bootstrapping: {_last_words(data_dir)}"
+                    f"tor exited while bootstrapping: {output.last_words()}"
                 ) from None
             if status.bootstrapped:
                 return
@@ -578,12 +583,12 @@ def _torrc_text(options: Mapping[str, str | Sequence[str]]) -> str:
 
 
 def _connect_launched(
-    process: subprocess.Popen[bytes], socket_path: Path, data_dir: Path, timeout: float
+    process: subprocess.Popen[bytes], socket_path: Path, output: _TorOutput, timeout: float
 ) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         if process.poll() is not None:
-            raise TorLaunchError(f"tor exited at start: {_last_words(data_dir)}")
+            raise TorLaunchError(f"tor exited at start: {output.last_words()}")
         try:
             _probe("", 0, socket_path)
             with _quiet_stem():
@@ -614,11 +619,32 @@ def _terminate(process: subprocess.Popen[bytes]) -> None:
             return
 
 
-def _last_words(data_dir: Path) -> str:
-    for name in ("notice.log", "stdout.log"):
-        with contextlib.suppress(OSError):
-            lines = (data_dir / name).read_text(errors="replace").splitlines()
-            bad = [line for line in lines if "[warn]" in line or "[err]" in line]
-            if bad:
-                return bad[-1].strip()
-    return f"see the logs in {data_dir}"
+class _TorOutput:
+    """The last lines a tor of ours wrote to its stdout (its log), in memory only: read
+    by a thread for as long as tor runs, so that tor never blocks on a full pipe."""
+
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        self._lines: collections.deque[str] = collections.deque(maxlen=_TOR_OUTPUT_LINES)
+        self._thread = threading.Thread(
+            target=self._read, args=(process,), name="tor-output", daemon=True
+        )
+        self._thread.start()
+
+    def _read(self, process: subprocess.Popen[bytes]) -> None:
+        assert process.stdout is not None
+        with process.stdout:
+            for line in process.stdout:
+                self._lines.append(line.decode(errors="replace").rstrip())
+
+    def last_words(self) -> str:
+        """Tor's last warning and last error (which says only "see warnings above"), for
+        the message of a failed launch."""
+        self._thread.join(0.5)  # what tor wrote as it exited
+        lines = list(self._lines)
+        said = [
+            next((line.strip() for line in reversed(lines) if f"[{level}]" in line), "")
+            for level in ("warn", "err")
+        ]
+        return " / ".join(line for line in said if line) or (
+            lines[-1].strip() if lines else "tor said nothing"
+        )

@@ -53,6 +53,11 @@ class Settings:
     max_report_bytes: int = 500 * 1024 * 1024
     max_field_bytes: int = 256 * 1024
     session_minutes: int = 30
+    # Absolute lifetime of a source session, however active the source is.
+    session_max_minutes: int = 120
+    # Where the live source sessions and spent form tokens are kept, shared by the worker
+    # processes. Must be a tmpfs (memory): never the data disk. None: /dev/shm.
+    session_dir: Path | None = None
     # Every language the source UI ships a catalog for (source_ui/translations).
     languages: tuple[str, ...] = (
         "en", "ar", "bn", "ca", "de", "es", "fa", "fr", "he", "hi", "id", "it", "ja",
@@ -69,6 +74,7 @@ _INT_FIELDS = {
     "max_report_bytes": (1024, 1 << 40),
     "max_field_bytes": (1024, 64 * 1024 * 1024),
     "session_minutes": (1, 24 * 60),
+    "session_max_minutes": (1, 24 * 60),
     "purge_acknowledged_after_days": (0, 3650),
     "source_key_expiry_days": (0, 36500),
 }
@@ -81,6 +87,7 @@ SETTING_KEYS: dict[str, tuple[str, ...] | None] = {
             "database_url",
             "gpg_home",
             "store_dir",
+            "session_dir",
             "responder_fingerprints",
             "team_fingerprint",
             "signing_fingerprint",
@@ -193,6 +200,7 @@ def _build(
         database_url=database_url,
         gpg_home=path_setting("gpg_home", data_dir / "gnupg"),
         store_dir=path_setting("store_dir", data_dir / "store"),
+        session_dir=path_setting("session_dir", data_dir) if "session_dir" in raw else None,
         responder_fingerprints=(
             all_fprs if team_fpr is None or team_fpr in all_fprs else (team_fpr, *all_fprs)
         ),

@@ -25,6 +25,7 @@ from .errors import (
     SecureDropError,
     SourceNotFoundError,
 )
+from .filenames import hidden_characters
 from .kdf import SourceId, SourcePassphrase, derive
 from .models import Reply, Report, Source, Submission
 from .vocabulary import Category, Urgency
@@ -145,7 +146,8 @@ def start_file(drop: Drop, filename: str) -> PendingFile:
 
 
 def check_filename(filename: str) -> str:
-    """Return ``filename`` if it is a plain name; refuse path parts and control characters.
+    """Return ``filename`` if it is a plain name; refuse path parts, control characters
+    and characters that hide or reorder others (bidi overrides, zero-width spaces).
 
     :raises FileNameError: whose ``reason`` (``"length"``, ``"control"`` or ``"path"``)
         a UI can tell the source in their language.
@@ -154,7 +156,9 @@ def check_filename(filename: str) -> str:
         raise FileNameError(
             "length", f"a file name must have between 1 and {MAX_FILENAME_CHARS} characters"
         )
-    if any(ord(c) < 32 or ord(c) == 127 for c in filename):
+    # Controls, bidi overrides, zero-width and other invisible characters: a name that
+    # reads as another (``report\u202efdp.exe`` shows as ``reportexe.pdf``).
+    if hidden_characters(filename):
         raise FileNameError("control", "a file name must not contain control characters")
     if "/" in filename or "\\" in filename or filename in (".", ".."):
         raise FileNameError("path", "a file name must not contain a folder path")

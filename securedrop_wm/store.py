@@ -14,7 +14,8 @@ does not hold.
 
 Times: the database keeps days, never times of day, and so does the disk as far as a
 program can make it. A committed file's access and modification times are set to the
-start of their UTC day before it is renamed, and the store folder's after every change.
+start of their UTC day before it is renamed, and the store folder's after every change,
+an upload that was aborted or refused included (:meth:`Store.settle`).
 What remains, for a seizer who reads the file system's own records: the inode change
 time (``ctime``, which no program can set: the exact time of the rename), inode numbers
 and on-disk placement (which roughly order files by creation), and an exact access time
@@ -112,6 +113,15 @@ class Store:
         if removed:
             self._sync_dir()
         return removed
+
+    def settle(self) -> None:
+        """Set the folder's times back to the start of their day after temporary files
+        came and went without a commit (an aborted or refused upload): creating and
+        removing one set them to the second, and no other change follows to coarsen them."""
+        try:
+            coarsen_times(self.root)
+        except OSError:
+            pass  # the folder's times are a trace to reduce, not a reason to fail a request
 
     def _sync_dir(self) -> None:
         # The rename or unlink just set the folder's times to the second.

@@ -7,7 +7,9 @@ stale or to be committed twice.
 
 from __future__ import annotations
 
+import html
 import io
+import re
 from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
@@ -30,6 +32,56 @@ def N_(message: str) -> str:
     """Mark ``message`` for extraction without translating it: a label table built at
     import time, translated where it is shown."""
     return message
+
+
+# What a translation could add to lead a reader astray: markup, and the addresses of a
+# phishing page or of someone to write to. A translation may hold one only if its English
+# (the msgid, part of the code) holds the same.
+_MARKUP = re.compile(r"<[/!?]?[^\W\d_][^<>]*>?|&#?\w+;", re.IGNORECASE)
+_ADDRESSES = {
+    "URL": re.compile(r"\b(?:[a-z][a-z0-9+.-]*://|(?:mailto|javascript|data|xmpp):)\S*", re.I),
+    "e-mail address or handle": re.compile(r"[\w.+-]*@[\w.-]*\w", re.I),
+    "onion address": re.compile(r"[\w-]+\.onion\b", re.I),
+    "domain": re.compile(r"(?<![\w@.-])(?:[\w-]+\.)+[^\W\d_]{2,63}\b(?!@)", re.I),
+}
+
+
+def foreign_text(source: str, translation: str) -> list[str]:
+    """What ``translation`` adds that its ``source`` (the English) does not have: tags,
+    entities, URLs, e-mail addresses, onion addresses, domains; empty if nothing.
+
+    A catalog check refuses such a translation: it is how one ``.po`` entry would put a
+    phishing link or a false contact on every page of a language.
+    """
+    found: list[str] = []
+    for kind, pattern in (("markup", _MARKUP), *_ADDRESSES.items()):
+        allowed = {m.casefold() for m in pattern.findall(source)}
+        found.extend(
+            f"{kind} {m!r}" for m in pattern.findall(translation) if m.casefold() not in allowed
+        )
+    return found
+
+
+def escape_translation(source: str, translation: str) -> str:
+    """``translation`` as HTML text for a page: escaped, except for the tags and entities
+    that ``source`` (the msgid, written in the code) itself holds, exactly as written.
+
+    Jinja marks what ``gettext`` returns as safe markup, so this is where a ``.po`` entry
+    is kept from adding a link, a form or a script. The source text itself is trusted:
+    an untranslated message is returned as it is.
+    """
+    if translation == source:
+        return translation
+    allowed = set(_MARKUP.findall(source))
+    parts: list[str] = []
+    end = 0
+    for match in _MARKUP.finditer(translation):
+        parts.append(html.escape(translation[end : match.start()]))
+        token = match.group()
+        parts.append(token if token in allowed else html.escape(token))
+        end = match.end()
+    parts.append(html.escape(translation[end:]))
+    return "".join(parts)
 
 
 def load_translations(directory: Path, locale: str, domain: str = "messages") -> NullTranslations:

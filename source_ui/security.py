@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, render_template, request, session
+from flask import Flask, current_app, render_template, request, session
+from flask_babel import format_decimal
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from sdwm_web.errors import init_error_pages
 from sdwm_web.headers import HTML_CSP, HTML_HEADERS, init_headers
 from securedrop_wm.errors import StoreFullError
+from securedrop_wm.sources import MAX_TEXT_CHARS
+
+from .sessions import SessionStore
+from .uploads import UPLOAD_ENDPOINT
+from .views.source import files_too_large_message, had_files, report_from_request
 
 # What the source UI adds to the shared HTML headers. The drop is a public onion: ask
 # crawlers that reach it not to index or follow it. font-src 'self' is what this app has
@@ -22,8 +28,9 @@ SECURITY_HEADERS = {
 }
 
 
-def init_security(app: Flask) -> None:
-    """Install security headers, session-expiry handling, CSRF and quiet error pages."""
+def init_security(app: Flask, store: SessionStore) -> None:
+    """Install security headers, session-expiry handling, CSRF (each form token works
+    once, checked in ``store``, shared by the workers) and quiet error pages."""
 
     @app.before_request
     def _expired_session() -> Any:
@@ -32,10 +39,29 @@ def init_security(app: Flask) -> None:
             "static",
             "main.index",
         ):
+            if request.method == "POST" and request.endpoint in (UPLOAD_ENDPOINT, "source.login"):
+                # The text comes back from this request (the report form, or the login form
+                # that carries it), in memory only, with a way to log in and send it; file
+                # parts were discarded unread (there is no session to encrypt them for).
+                report = report_from_request()
+                if any(report.values()):
+                    return render_template(
+                        "session_expired.html", report=report, had_files=had_files()
+                    ), 401
             return render_template("session_expired.html"), 401
         return None
 
     CSRFProtect(app)
+
+    @app.before_request
+    def _spend_form_token() -> None:
+        # Runs after CSRFProtect has checked the token: a valid token works once, even
+        # when the cookie that carries it is replayed.
+        if request.method != "POST":
+            return
+        token = session.pop("csrf_token", None)
+        if not isinstance(token, str) or not store.spend(token):
+            raise CSRFError("form token already used")
 
     init_headers(app, SECURITY_HEADERS)
 
@@ -81,8 +107,17 @@ def _http_messages() -> dict[int, str]:
         403: _("You are not allowed to do that."),
         404: _("There is no page at this address."),
         405: _("This page cannot be used that way."),
-        413: _(
-            "What you sent is larger than this drop accepts. Send fewer or smaller "
-            "files, or split your report in several parts."
-        ),
+        413: _too_large_message(),
     }
+
+
+def _too_large_message() -> str:
+    """Which limit a 413 hit: the whole request (the files) or one text field."""
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    if request.content_length is not None and request.content_length > limit:
+        return files_too_large_message()
+    return _(
+        "A text field is longer than this drop accepts: at most %(characters)s "
+        "characters. Shorten it, or send the rest in another report.",
+        characters=format_decimal(MAX_TEXT_CHARS),
+    )

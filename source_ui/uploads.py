@@ -131,7 +131,11 @@ def init_uploads(app: Flask) -> None:
 
     @app.teardown_request
     def _discard_uncommitted(_exc: BaseException | None) -> None:
-        abort_files(pending_files())
+        files = pending_files()
+        if files:
+            abort_files(files)
+            # Its temporary files came and went: the folder's times are to the second.
+            service(current_app, DROP, Drop).store.settle()
 
     _ = request  # the parser is driven by Flask; nothing else to install
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import Flask, Response, current_app, jsonify, request
@@ -17,9 +18,15 @@ HEADERS = BASE_HEADERS
 _MAX_HEADER = 256
 
 
+# An absolute path in a message (a bundle's temp file, the data dir): where the server
+# keeps things is none of the transfer machine's business.
+_PATH = re.compile(r"(?<![\w.~])/[^\s'\",;:]*")
+
+
 def error(status: int, kind: str, message: str) -> tuple[Response, int]:
-    """A JSON error body: a machine-readable ``error`` and a ``message`` a person reads."""
-    return jsonify(error=kind, message=message), status
+    """A JSON error body: a machine-readable ``error`` and a ``message`` a person reads,
+    with any path on the server left out."""
+    return jsonify(error=kind, message=_PATH.sub("…", message)), status
 
 
 def init_security(app: Flask) -> None:

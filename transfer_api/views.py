@@ -11,7 +11,8 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.wsgi import wrap_file
 
 from sdwm_web.services import DROP, service
-from securedrop_wm.bundles import BundleError, ReplayError, export_bundle, import_reply_bundle
+from securedrop_wm.bundles import BundleError, ReplayError, import_reply_bundle
+from securedrop_wm.bundles.server import latest_export
 from securedrop_wm.drop import Drop
 from securedrop_wm.errors import SecureDropError
 from securedrop_wm.transfer import transfer_status
@@ -42,28 +43,22 @@ def status() -> Any:
 
 @bp.get("/export")
 def export() -> Any:
-    """Write the next export bundle and stream it; no copy stays on the disk."""
-    drop = _drop()
-    path = _temp_path(drop, "export")
+    """Stream the export bundle of what is pending: the last one again if nothing changed
+    (same sequence, same bytes), else a new one (``latest_export``)."""
     try:
-        manifest = export_bundle(drop, path)
-        f = path.open("rb")
-    except (SecureDropError, OSError) as e:
+        bundle = latest_export(_drop())
+    except SecureDropError as e:
         return error(503, type(e).__name__, str(e))
-    finally:
-        # Unlinked at once: the open file streams on, and nothing is left if we crash.
-        path.unlink(missing_ok=True)
+    f = bundle.file
     response = Response(
         wrap_file(request.environ, f, _CHUNK),
         mimetype="application/x-tar",
         direct_passthrough=True,
     )
     response.content_length = os.fstat(f.fileno()).st_size
-    response.headers["Content-Disposition"] = (
-        f'attachment; filename="export-{manifest.sequence}.tar"'
-    )
-    response.headers["X-SDWM-Sequence"] = str(manifest.sequence)
-    response.headers["X-SDWM-Items"] = str(len(manifest.items))
+    response.headers["Content-Disposition"] = f'attachment; filename="export-{bundle.sequence}.tar"'
+    response.headers["X-SDWM-Sequence"] = str(bundle.sequence)
+    response.headers["X-SDWM-Items"] = str(bundle.items)
     return response
 
 

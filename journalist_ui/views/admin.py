@@ -76,7 +76,12 @@ def audit_log() -> Any:
     page = max(0, request.args.get("page", 0, type=int) or 0)
     log = audit.read_log(services(), limit=100, offset=page * 100)
     return render_template(
-        "audit.html", events=log.events, intact=log.intact, count=log.count, page=page
+        "audit.html",
+        events=log.events,
+        intact=log.intact,
+        chained=log.chained,
+        count=log.count,
+        page=page,
     )
 
 

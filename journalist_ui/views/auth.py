@@ -29,8 +29,16 @@ def login() -> Any:
         account = accounts.authenticate(
             ws, form.get("username", ""), form.get("password", ""), form.get("code", "")
         )
-    except LoginError as e:
-        flash(str(e), "error")
+    except LoginError:
+        # One answer for every refusal (see accounts.authenticate): it must not tell an
+        # unknown username or an account that waits from a wrong password.
+        flash(
+            _(
+                "Wrong username, password or code. After several failures in a row, an "
+                "account waits a few minutes before its next login is checked."
+            ),
+            "error",
+        )
         return render_template("login.html", username=form.get("username", "")), 401
     # A new cookie for the new login: nothing from before it survives.
     session.clear()
@@ -56,10 +64,15 @@ def account() -> Any:
             flash(_("The two new passwords differ."), "error")
         else:
             try:
+                token = session.get("token")
                 accounts.change_password(
-                    services(), current_account().id, form.get("current", ""), form.get("new", "")
+                    services(),
+                    current_account().id,
+                    form.get("current", ""),
+                    form.get("new", ""),
+                    keep_token=token if isinstance(token, str) else None,
                 )
-                flash(_("Your password is changed."), "ok")
+                flash(_("Your password is changed. Your other sessions are logged out."), "ok")
             except SecureDropError as e:
                 flash(str(e), "error")
         return redirect(url_for("auth.account"))

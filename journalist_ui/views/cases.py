@@ -16,9 +16,9 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
-from werkzeug.utils import secure_filename
 
 from securedrop_wm.errors import SecureDropError
+from securedrop_wm.filenames import visible_name
 from securedrop_wm.vocabulary import CaseStatus, Urgency
 from securedrop_wm.workstation import cases as core
 from securedrop_wm.workstation import replies
@@ -27,6 +27,10 @@ from .. import services
 from ..security import current_account
 
 bp = Blueprint("cases", __name__)
+# A source's file name on a page, with controls, bidi overrides and zero-width characters
+# shown as ⟨U+202E⟩: names imported before the server refused them cannot disguise
+# themselves ("report\u202efdp.exe" as "reportexe.pdf").
+bp.add_app_template_filter(visible_name, "visible_name")
 
 
 @bp.get("/")
@@ -135,10 +139,14 @@ def reply(case_id: int) -> Any:
 def download(uuid: str) -> Any:
     """Send a decrypted file as an opaque download: the app never opens or shows it."""
     try:
-        path, original = core.attachment(services(), current_account().username, uuid)
+        path, _name = core.attachment(services(), current_account().username, uuid)
     except SecureDropError:
         abort(404)
-    name = secure_filename(original) or f"file-{uuid[:8]}"
+    # A neutral name, never the source's: no extension for a file manager to open the
+    # file by, nothing spoofed in a save dialog. The page shows the name the source gave.
     return send_file(
-        path, mimetype="application/octet-stream", as_attachment=True, download_name=name
+        path,
+        mimetype="application/octet-stream",
+        as_attachment=True,
+        download_name=f"attachment-{uuid}.bin",
     )

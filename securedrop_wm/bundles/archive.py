@@ -64,6 +64,16 @@ SIGNATURE = "manifest.json.sig"
 
 _CHUNK = 1 << 20
 _BLOCK = tarfile.BLOCKSIZE
+# A bundle's own extended headers (PAX records, GNU long names) hold a name or a size:
+# a few hundred bytes. tarfile reads one whole into memory, before any check of ours.
+MAX_EXTENDED_HEADER_BYTES = 64 * 1024
+_EXTENDED_TYPES = (
+    tarfile.XHDTYPE,
+    tarfile.XGLTYPE,
+    tarfile.SOLARIS_XHDTYPE,
+    tarfile.GNUTYPE_LONGNAME,
+    tarfile.GNUTYPE_LONGLINK,
+)
 
 # -- verified bundles -----------------------------------------------------------------
 
@@ -366,7 +376,7 @@ def _read_members(
     progress: Progress | None = None,
 ) -> tuple[_Manifest, str]:
     try:
-        tar = tarfile.open(fileobj=f, mode="r:")
+        tar = tarfile.open(fileobj=f, mode="r:", tarinfo=_BoundedTarInfo)
     except tarfile.ReadError as e:
         raise BundleFormatError(f"not a bundle: the file is not a tar archive ({e})") from e
     manifest: _Manifest | None = None
@@ -429,6 +439,26 @@ def _read_members(
                 f"the bundle lacks {len(missing)} member(s) the manifest lists, e.g. {missing[0]}"
             )
     return manifest, manifest_sha
+
+
+class _BoundedTarInfo(tarfile.TarInfo):
+    """A tar header that refuses, before tarfile reads it, an extended header larger than
+    :data:`MAX_EXTENDED_HEADER_BYTES` (unbounded, it would be read whole into memory,
+    up to the bundle's size, before the signature is checked), and any GNU sparse member
+    (whose extension blocks tarfile reads in a loop)."""
+
+    def _proc_member(self, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:
+        if self.type in _EXTENDED_TYPES and self.size > MAX_EXTENDED_HEADER_BYTES:
+            raise MemberTooLargeError(
+                f"the bundle has an extended tar header of {self.size} bytes, more than the "
+                f"limit of {MAX_EXTENDED_HEADER_BYTES}"
+            )
+        if self.type == tarfile.GNUTYPE_SPARSE:
+            raise SpecialMemberError(
+                f"the member {self.name!r} is not a regular file (sparse); only regular files"
+                " are allowed"
+            )
+        return super()._proc_member(tarfile_)  # type: ignore[misc,no-any-return]
 
 
 def _members(tar: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:

@@ -9,18 +9,24 @@ import contextlib
 import dataclasses
 import datetime as dt
 import fcntl
+import hashlib
+import json
+import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from ..drop import Drop
+from ..files import fsync_dir
 from ..models import BundleRecord, Reply, Report, Source, Submission
+from ..store import shred
 from .archive import (
     Progress,
     VerifiedReplies,
@@ -72,15 +78,148 @@ def export_bundle(drop: Drop, output: Path, progress: Progress | None = None) ->
         return _export(drop, output, server_id, progress)
 
 
-def _export(drop: Drop, output: Path, server_id: str, progress: Progress | None) -> ExportManifest:
+@dataclass(frozen=True)
+class LatestExport:
+    """The export bundle to hand the transfer machine, open for reading."""
+
+    file: IO[bytes]
+    sequence: int
+    items: int
+    reused: bool
+
+
+_LAST_EXPORT = "last.tar"
+_LAST_EXPORT_META = "last.json"
+
+
+def latest_export(drop: Drop) -> LatestExport:
+    """The export bundle of what is pending now: the last one written, when nothing
+    changed since (same sequence, same file), else a new one that replaces it.
+
+    Without this, every request for an export took a sequence number and wrote a full
+    copy of the pending ciphertext: a poller filled the disk and the sequence. One bundle
+    is kept, in ``exports/`` of the data dir; a purge removes it (:func:`purge_acknowledged`).
+
+    :raises BundleError: no bundle could be written; nothing is left behind.
+    """
+    server_id = drop.settings.signing_fingerprint
+    folder = _exports_dir(drop)
+    with _exports_lock(folder), _store_lock(drop, exclusive=False):
+        rows = _pending_rows(drop)
+        key = _pending_key(server_id, rows)
+        last = folder / _LAST_EXPORT
+        meta = _read_meta(folder / _LAST_EXPORT_META)
+        # Reused only if it is still the newest export: one written since (by the CLI's
+        # `export`) may have reached the workstation, which then refuses an older one.
+        if (
+            meta is not None
+            and meta.get("key") == key
+            and meta.get("sequence") == _last_export_sequence(drop, server_id)
+        ):
+            with contextlib.suppress(OSError):
+                f = last.open("rb")
+                return LatestExport(f, int(meta["sequence"]), int(meta["items"]), reused=True)
+        temp = folder / f".new-{secrets.token_hex(16)}.tar"
+        try:
+            manifest = _export(drop, temp, server_id, None, rows)
+            f = temp.open("rb")
+            (folder / _LAST_EXPORT_META).unlink(missing_ok=True)
+            os.replace(temp, last)
+            _write_meta(folder, key, manifest)
+        except OSError as e:
+            raise BundleError(f"the export bundle could not be kept: {e.strerror}") from e
+        finally:
+            temp.unlink(missing_ok=True)
+    return LatestExport(f, manifest.sequence, len(manifest.items), reused=False)
+
+
+def forget_last_export(drop: Drop) -> None:
+    """Remove the kept export bundle (its ciphertexts are being purged from the store)."""
+    folder = _exports_dir(drop)
+    with _exports_lock(folder):
+        (folder / _LAST_EXPORT_META).unlink(missing_ok=True)
+        if shred(folder / _LAST_EXPORT):
+            fsync_dir(folder)
+
+
+def _exports_dir(drop: Drop) -> Path:
+    folder = drop.settings.data_dir / "exports"
+    try:
+        folder.mkdir(mode=0o700, exist_ok=True)
+    except OSError as e:
+        raise BundleError(f"cannot make the exports folder: {e.strerror}") from e
+    return folder
+
+
+@contextlib.contextmanager
+def _exports_lock(folder: Path) -> Iterator[None]:
+    """One export written at a time (workers and threads alike), the others then reuse it."""
+    with (folder / ".lock").open("a") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def _pending_key(server_id: str, rows: Sequence[Any]) -> str:
+    """A digest of everything an export bundle of ``rows`` says, but its sequence and day."""
+    facts = [
+        [
+            sub.uuid,
+            sub.kind,
+            sub.store_name,
+            report.uuid,
+            report.created_day.isoformat(),
+            report.urgent,
+            source.uuid,
+            source.designation,
+            source.key_fingerprint,
+            source.created_day.isoformat(),
+        ]
+        for sub, report, source in rows
+    ]
+    data = json.dumps([SCHEMA_VERSION, server_id, facts], separators=(",", ":"))
+    return hashlib.sha256(data.encode()).hexdigest()
+
+
+def _read_meta(path: Path) -> dict[str, Any] | None:
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
+def _write_meta(folder: Path, key: str, manifest: ExportManifest) -> None:
+    temp = folder / f".meta-{secrets.token_hex(8)}"
+    temp.write_text(
+        json.dumps({"key": key, "sequence": manifest.sequence, "items": len(manifest.items)})
+    )
+    os.replace(temp, folder / _LAST_EXPORT_META)
+    fsync_dir(folder)
+
+
+def _pending_rows(drop: Drop) -> Sequence[Any]:
     with drop.sessions() as db:
-        rows = db.execute(
+        return db.execute(
             select(Submission, Report, Source)
             .join(Report, Submission.report_id == Report.id)
             .join(Source, Report.source_id == Source.id)
             .where(Submission.acknowledged_day.is_(None))
             .order_by(Report.id, Submission.id)
         ).all()
+
+
+def _export(
+    drop: Drop,
+    output: Path,
+    server_id: str,
+    progress: Progress | None,
+    rows: Sequence[Any] | None = None,
+) -> ExportManifest:
+    if rows is None:
+        rows = _pending_rows(drop)
     sequence = _next_export_sequence(drop, server_id)
     members: list[tuple[str, Path, int]] = []
     sources: dict[str, SourceEntry] = {}
@@ -125,6 +264,15 @@ def _export(drop: Drop, output: Path, server_id: str, progress: Progress | None)
         )
         _write_bundle(drop.gpg, server_id, None, _export_json(manifest), members, output, progress)
     return manifest
+
+
+def _last_export_sequence(drop: Drop, server_id: str) -> int | None:
+    with drop.sessions() as db:
+        return db.scalar(
+            select(func.max(BundleRecord.sequence)).where(
+                BundleRecord.direction == EXPORT, BundleRecord.peer == server_id
+            )
+        )
 
 
 def _next_export_sequence(drop: Drop, server_id: str) -> int:
@@ -303,6 +451,9 @@ def purge_acknowledged(drop: Drop) -> int:
         # clean-orphans removes.
         for name in names:
             drop.store.delete(name)
+    if names:
+        # The kept export bundle holds copies of them.
+        forget_last_export(drop)
     return len(names)
 
 

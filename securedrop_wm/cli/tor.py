@@ -25,8 +25,9 @@ from ..settings import load_settings
 _F = TypeVar("_F", bound=Callable[..., Any])
 TOR_PASSWORD_ENV = "SDWM_TOR_CONTROL_PASSWORD"  # noqa: S105 (a variable's name)
 # Options of a tor we launch that a --tor-config file may not change: they are how we
-# control it and how it stops with us.
+# control it, how it stops with us, and where it logs (in our memory, not on disk).
 _OWN_TORRC_OPTIONS = {
+    "Log",
     "DataDirectory",
     "ControlSocket",
     "ControlPort",

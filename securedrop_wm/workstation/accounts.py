@@ -21,6 +21,7 @@ from . import audit
 from .errors import AccountError, LoginError, LoginThrottledError, PermissionDeniedError
 from .models import Account, Case, LoginSession
 from .services import Workstation
+from .settings import WorkstationSettings
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,31}$")
 MIN_PASSWORD_CHARS = 12
@@ -143,14 +144,33 @@ def has_accounts(ws: Workstation) -> bool:
         return db.scalar(select(Account.id).limit(1)) is not None
 
 
+# The one answer to every refused login, whatever the reason: a wrong factor, an unknown
+# username, an account that must wait.
+REFUSED = "wrong username, password or code"
+# The first wait once an account has failed max_login_failures times in a row; it doubles
+# with each further failure, up to lockout_minutes.
+BACKOFF_START = dt.timedelta(seconds=30)
+
+
 def authenticate(ws: Workstation, username: str, password: str, code: str) -> Account:
     """Check password and TOTP code; record the outcome in the audit log.
 
-    After ``max_login_failures`` failures in a row the account is locked for
-    ``lockout_minutes``, whatever is typed. A TOTP code is accepted once: a code of a
-    step not newer than the last one used is refused.
+    Every refusal looks the same from outside: the same message, and the same work, one
+    Argon2id verification (an unknown username is checked against a dummy hash, an
+    account that must wait against its own), so neither the answer nor its time tells
+    whether a username exists or is held back.
 
-    :raises LoginThrottledError: the account is locked for now.
+    Throttling is a back-off, not a lock: after ``max_login_failures`` failures in a row,
+    an account's next login is checked only after a wait of 30 s, doubling with every
+    further failure up to ``lockout_minutes`` (5 by default). Attempts during the wait are
+    refused unchecked and do not lengthen it. Guessing is held to about one try per
+    ``lockout_minutes`` (against a password *and* a current TOTP code), while a burst of
+    wrong tries by someone at the workstation keeps a responder waiting
+    ``lockout_minutes`` at most after it ends; the right password and code then pass.
+    A TOTP code is accepted once: a code of a step not newer than the last one used is
+    refused.
+
+    :raises LoginThrottledError: the account must wait (with the same message).
     :raises LoginError: anything else is wrong (which factor is not said).
     """
     username = username.strip().lower()
@@ -160,19 +180,18 @@ def authenticate(ws: Workstation, username: str, password: str, code: str) -> Ac
         account = db.scalar(
             select(Account).where(Account.username == username, Account.removed_at.is_(None))
         )
+        # Exactly one verification on every path, before anything is decided.
+        password_ok = _verify_password(
+            account.password_hash if account is not None else _DUMMY_HASH, password
+        )
         if account is None:
-            _verify_password(_DUMMY_HASH, password)
             audit.record(db, now, "-", "login.unknown_user")
-            failure: LoginError = LoginError("wrong username, password or code")
+            failure = LoginError(REFUSED)
         elif account.locked_until is not None and account.locked_until > now:
             audit.record(db, now, account.username, "login.throttled")
-            failure = _throttled(account.locked_until, now)
+            failure = LoginThrottledError(REFUSED)
         else:
-            step = (
-                _matching_step(account, code, now)
-                if _verify_password(account.password_hash, password)
-                else None
-            )
+            step = _matching_step(account, code, now) if password_ok else None
             if step is not None:
                 account.last_totp_step = step
                 account.failed_logins = 0
@@ -182,21 +201,24 @@ def authenticate(ws: Workstation, username: str, password: str, code: str) -> Ac
                 return account
             account.failed_logins += 1
             detail = f"failure {account.failed_logins}"
-            failure = LoginError("wrong username, password or code")
-            if account.failed_logins >= settings.max_login_failures:
-                account.failed_logins = 0
-                account.locked_until = now + dt.timedelta(minutes=settings.lockout_minutes)
-                detail += f"; locked for {settings.lockout_minutes} min"
-                failure = _throttled(account.locked_until, now)
+            wait = backoff(account.failed_logins, settings)
+            if wait:
+                account.locked_until = now + wait
+                detail += f"; next try checked after {int(wait.total_seconds())} s"
             audit.record(db, now, account.username, "login.failed", detail=detail)
+            failure = LoginError(REFUSED)
     raise failure
 
 
-def _throttled(until: dt.datetime, now: dt.datetime) -> LoginThrottledError:
-    minutes = max(1, int((until - now).total_seconds() + 59) // 60)
-    return LoginThrottledError(
-        f"too many failed logins: this account is locked for {minutes} more minute(s)"
-    )
+def backoff(failures: int, settings: WorkstationSettings) -> dt.timedelta:
+    """How long an account waits after ``failures`` failures in a row: nothing before
+    ``max_login_failures`` of them, then 30 s doubling, at most ``lockout_minutes``."""
+    over = failures - settings.max_login_failures
+    if over < 0:
+        return dt.timedelta()
+    cap = dt.timedelta(minutes=settings.lockout_minutes)
+    wait: dt.timedelta = BACKOFF_START * 2 ** min(over, 16)
+    return min(wait, cap)
 
 
 def _verify_password(password_hash: str, password: str) -> bool:
@@ -221,9 +243,14 @@ def _matching_step(account: Account, code: str, now: dt.datetime) -> int | None:
     return None
 
 
-def change_password(ws: Workstation, account_id: int, current: str, new: str) -> None:
-    """Change one's own password.
+def change_password(
+    ws: Workstation, account_id: int, current: str, new: str, *, keep_token: str | None = None
+) -> int:
+    """Change one's own password, and end every other login session of the account: who
+    knew the old password (and had a code) is logged out too.
 
+    :param keep_token: the session the change is made from, which stays open.
+    :returns: how many sessions were ended.
     :raises LoginError: the current password is wrong.
     :raises AccountError: the new one is too weak.
     """
@@ -233,7 +260,17 @@ def change_password(ws: Workstation, account_id: int, current: str, new: str) ->
         if account is None or not _verify_password(account.password_hash, current):
             raise LoginError("the current password is wrong")
         account.password_hash = _HASHER.hash(new)
-        audit.record(db, ws.now(), account.username, "account.password")
+        others = select(LoginSession).where(LoginSession.account_id == account.id)
+        if keep_token is not None:
+            others = others.where(LoginSession.token_hash != _token_hash(keep_token))
+        ended = 0
+        for found in db.scalars(others).all():
+            db.delete(found)
+            ended += 1
+        audit.record(
+            db, ws.now(), account.username, "account.password", detail=f"{ended} session(s) ended"
+        )
+    return ended
 
 
 # -- login sessions ---------------------------------------------------------------------

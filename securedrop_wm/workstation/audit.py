@@ -1,8 +1,12 @@
 """The audit log: who did what, when. Append-only, each event chained to the one before.
 
 The chain makes an edit or a deletion visible (:func:`verify_chain`); the database's
-triggers refuse UPDATE and DELETE outright. Details name cases and accounts, never the
-content of a message.
+triggers refuse UPDATE and DELETE outright, and :func:`check_triggers` says when they are
+gone. Details name cases and accounts, never the content of a message.
+
+What this does not detect: someone holding the database file who deletes the newest
+events (truncation) or rewrites the whole chain from some event on, recomputing the
+hashes. The chain has no key and nothing outside the workstation remembers its head.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from .errors import AuditChainError
@@ -21,6 +25,18 @@ from .models import AuditEvent
 from .services import Workstation
 
 GENESIS = "0" * 64
+# The triggers that keep the log append-only, as the first migration (0001) creates them.
+APPEND_ONLY_TRIGGERS = {
+    "audit_events_no_update": "UPDATE",
+    "audit_events_no_delete": "DELETE",
+}
+
+
+def _trigger_sql(name: str, operation: str) -> str:
+    return (
+        f"CREATE TRIGGER {name} BEFORE {operation} ON audit_events "
+        "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END"
+    )
 
 
 def record(
@@ -64,6 +80,33 @@ def verify_chain(db: Session) -> int:
     return count
 
 
+def check_triggers(db: Session) -> None:
+    """Check that the triggers refusing UPDATE and DELETE of events are there, unchanged.
+
+    :raises AuditChainError: naming a trigger that was dropped or changed.
+    """
+    rows = db.execute(
+        text("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = :t"),
+        {"t": AuditEvent.__tablename__},
+    )
+    found = {str(name): " ".join(str(sql).split()) for name, sql in rows}
+    for name, operation in APPEND_ONLY_TRIGGERS.items():
+        if found.get(name) != _trigger_sql(name, operation):
+            raise AuditChainError(
+                f"the audit log's trigger {name} was dropped or changed: "
+                "the log may have been altered"
+            )
+
+
+def verify_log(db: Session) -> int:
+    """Check the append-only triggers and the whole chain; return how many events.
+
+    :raises AuditChainError: a trigger is missing or changed, or the chain is broken.
+    """
+    check_triggers(db)
+    return verify_chain(db)
+
+
 def list_events(
     db: Session, *, case_id: int | None = None, limit: int = 200, offset: int = 0
 ) -> Sequence[AuditEvent]:
@@ -85,18 +128,30 @@ class AuditPage:
 
     events: Sequence[AuditEvent]
     count: int
-    intact: bool
+    chained: bool
+    guarded: bool
+
+    @property
+    def intact(self) -> bool:
+        """The chain verifies and the append-only triggers are in place."""
+        return self.chained and self.guarded
 
 
 def read_log(ws: Workstation, *, limit: int = 100, offset: int = 0) -> AuditPage:
-    """A page of the log and whether the chain holds, read in one session of its own.
+    """A page of the log, whether the chain holds and whether the append-only triggers
+    are there, read in one session of its own.
 
     A broken chain does not hide the log: the page is still shown, marked not intact.
     """
     with ws.sessions() as db:
         try:
-            count, intact = verify_chain(db), True
+            check_triggers(db)
+            guarded = True
         except AuditChainError:
-            count, intact = count_events(db), False
+            guarded = False
+        try:
+            count, chained = verify_chain(db), True
+        except AuditChainError:
+            count, chained = count_events(db), False
         events = list_events(db, limit=limit, offset=offset)
-    return AuditPage(events, count, intact)
+    return AuditPage(events, count, chained, guarded)

@@ -160,11 +160,11 @@ def serve(config: str | None, host: str, port: int) -> None:
 @workstation.command("verify-audit")
 @config_option
 def verify_audit(config: str | None) -> None:
-    """Check the audit log's hash chain."""
+    """Check the audit log's hash chain and its append-only triggers."""
     ws = _open(config)
     try:
         with ws.sessions() as db:
-            count = audit.verify_chain(db)
+            count = audit.verify_log(db)
     except SecureDropError as e:
         raise click.ClickException(str(e)) from None
     finally:

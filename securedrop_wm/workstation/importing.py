@@ -37,7 +37,7 @@ from ..errors import DecryptionError, KeyMissingError, OutputTooLargeError
 from ..vocabulary import CaseStatus, Category, Urgency, urgency_rank
 from . import audit
 from .errors import ImportRefusedError, SecretKeyLockedError
-from .keys import require_secret_key
+from .keys import require_secret_key, strengthen_protection
 from .metadata import summarize
 from .models import Case, ImportedBundle, Report, Submission
 from .services import Workstation
@@ -161,6 +161,10 @@ def import_bundle(
             for item_id in decrypted.files:
                 (ws.settings.files_dir / item_id).unlink(missing_ok=True)
             raise
+    if passphrase is not None and new:
+        # The passphrase has just unlocked the team key: a key still under a weak
+        # protection is protected again now (see keys.strengthen_protection).
+        strengthen_protection(ws, actor, ws.team_fingerprint(), passphrase)
     return result
 
 

@@ -46,6 +46,38 @@ def require_secret_key(ws: Workstation, fingerprint: str, what: str) -> None:
         )
 
 
+def strengthen_protection(ws: Workstation, actor: str, fingerprint: str, passphrase: str) -> bool:
+    """Protect the secret key ``fingerprint`` again, with the same passphrase, at the S2K
+    count the agent calibrated, when its key files hold a much lower one: keys of
+    workstations set up before the count was raised (65536, some 4,500 times cheaper to
+    guess offline) and keys imported in their OpenPGP protection.
+
+    Call it once ``passphrase`` has unlocked the key. "Much lower" is below half the
+    calibration: two calibrations on one machine differ by up to about 1.5 times with its
+    load (203 to 313 million measured), and a re-protection costs a second or two, too
+    much at every unlock. A failure leaves the key as it was; the next unlock tries again.
+
+    :returns: whether the key was protected again.
+    """
+    try:
+        counts = ws.gpg.s2k_counts(fingerprint)
+        if not counts or min(counts) >= ws.gpg.calibrated_s2k_count() // 2:
+            return False
+        ws.gpg.reprotect_key(fingerprint, passphrase)
+        now_counts = ws.gpg.s2k_counts(fingerprint)
+    except CryptoError:
+        return False
+    with ws.write() as db:
+        audit.record(
+            db,
+            ws.now(),
+            actor,
+            "key.protect",
+            detail=f"{fingerprint}: S2K count {min(counts)} raised to {min(now_counts)}",
+        )
+    return True
+
+
 def first_run(
     ws: Workstation,
     *,

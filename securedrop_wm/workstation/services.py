@@ -97,5 +97,5 @@ def open_workstation(settings: WorkstationSettings, *, run_migrations: bool = Tr
     return Workstation(
         settings=settings,
         sessions=make_sessionmaker(make_engine(settings.database_url)),
-        gpg=GnuPG(settings.gpg_home, settings.gpg_binary),
+        gpg=GnuPG(settings.gpg_home, settings.gpg_binary, human_passphrases=True),
     )

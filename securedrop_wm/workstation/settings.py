@@ -41,7 +41,7 @@ class WorkstationSettings:
     retention_days: int = 90
     session_minutes: int = 20
     max_login_failures: int = 5
-    lockout_minutes: int = 15
+    lockout_minutes: int = 5
     max_bundle_bytes: int = 2 * 1024 * 1024 * 1024
     gpg_binary: str = "gpg"
 
@@ -50,7 +50,9 @@ _INT_FIELDS = {
     "retention_days": (1, 36500),
     "session_minutes": (1, 24 * 60),
     "max_login_failures": (1, 100),
-    "lockout_minutes": (1, 24 * 60),
+    # The longest wait of an account's login back-off: short, so that no one can hold a
+    # responder out for long (accounts.authenticate).
+    "lockout_minutes": (1, 60),
     "max_bundle_bytes": (1024, 1 << 40),
 }
 

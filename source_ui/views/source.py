@@ -15,7 +15,9 @@ from flask import (
     session,
     url_for,
 )
+from flask_babel import format_decimal
 from flask_babel import gettext as _
+from flask_wtf.csrf import CSRFError
 
 from sdwm_web.services import DROP, SETTINGS, service
 from securedrop_wm.codenames import (
@@ -37,6 +39,7 @@ from securedrop_wm.kdf import SourceId, SourcePassphrase
 from securedrop_wm.settings import Settings
 from securedrop_wm.sources import (
     ReportFields,
+    SourceCollisionError,
     SourceLogin,
     abort_files,
     create_source,
@@ -53,7 +56,23 @@ from ..uploads import form_value, pending_files, upload_errors
 
 bp = Blueprint("source", __name__)
 
-_FORM_FIELDS = ("category", "what_happened", "urgency", "wiki", "links", "reply_language")
+#: The report form's text fields: what a source typed, kept when a session expires.
+REPORT_FIELDS = ("category", "what_happened", "urgency", "wiki", "links", "reply_language")
+
+
+def report_from_request() -> dict[str, str]:
+    """The report's text fields as posted. Line breaks are counted as one character, as
+    the form's ``maxlength`` counts them (browsers send them as CR LF)."""
+    return {k: form_value(k).replace("\r\n", "\n") for k in REPORT_FIELDS}
+
+
+def had_files() -> bool:
+    """Whether the posted form named any file (its bytes may have been discarded)."""
+    from flask import request
+
+    return request.form.get("had_files") == "1" or any(
+        f.filename for f in request.files.getlist("files")
+    )
 
 
 def _drop() -> Drop:
@@ -150,7 +169,11 @@ def create() -> Any:
     if not codename:
         flash(_("Your codename was not found. Here is a new one."), "error")
         return redirect(url_for("source.generate"))
-    login = create_source(_drop(), Codename(codename))
+    try:
+        login = create_source(_drop(), Codename(codename))
+    except SourceCollisionError:
+        # The same codename posted twice (a replayed form): it is someone's already.
+        raise CSRFError("codename already created") from None
     _start_session(login)
     flash(_("Your codename is ready. Keep it safe: it is the only way back here."), "info")
     return redirect(url_for("source.submit"))
@@ -173,11 +196,29 @@ def login() -> Any:
             render_template(
                 "login.html",
                 error=_("That codename was not recognized. Check each word and try again."),
+                **_resumed_report(),
             ),
             401,
         )
     _start_session(found)
+    resumed = _resumed_report()
+    if resumed:
+        # A report typed before the session expired: back in the form, not sent yet.
+        context = {"categories": category_labels(), "urgencies": urgency_labels()}
+        notice = _("You are logged in again. Your report is not sent yet: check it and send it.")
+        return render_template(
+            "submit.html", **context, **resumed, notice=notice, form=resumed["report"]
+        )
     return redirect(url_for("source.replies"))
+
+
+def _resumed_report() -> dict[str, Any]:
+    """The report carried through the login form after an expired session, if any."""
+    from flask import request
+
+    if request.form.get("resume") != "1":
+        return {}
+    return {"report": report_from_request(), "had_files": had_files()}
 
 
 @bp.route("/submit", methods=["GET", "POST"])
@@ -190,7 +231,7 @@ def submit() -> Any:
     if request.method == "GET":
         return render_template("submit.html", **context, form={})
     files = pending_files()
-    form = {k: form_value(k) for k in _FORM_FIELDS}
+    form = report_from_request()
     errors = upload_errors()
     if errors:
         abort_files(files)
@@ -206,7 +247,7 @@ def submit() -> Any:
     try:
         receipt = submit_report(_drop(), _login(), fields, files)
     except ReportTooLargeError:
-        return _form_error(context, form, _("Your files are larger than this drop accepts."), 413)
+        return _form_error(context, form, files_too_large_message(), 413)
     except EmptyReportError:
         return _form_error(
             context, form, _("Write what happened or attach at least one file."), 400
@@ -220,6 +261,16 @@ def submit() -> Any:
     _rotate_csrf()
     session["receipt"] = {"files": receipt.files, "danger": receipt.danger}
     return redirect(url_for("source.thanks"))
+
+
+def files_too_large_message() -> str:
+    """Why a report's files were refused for their size, naming the limit."""
+    settings = service(current_app, SETTINGS, Settings)
+    return _(
+        "Your files are larger than this drop accepts: at most %(megabytes)s MB in one "
+        "report. Send fewer or smaller files, or split your report in several parts.",
+        megabytes=format_decimal(round(settings.max_report_bytes / 1_000_000, 1)),
+    )
 
 
 def _file_refusal(error: ReportError) -> str:
@@ -271,9 +322,12 @@ def delete(reply_uuid: str) -> Any:
 
 @bp.post("/logout")
 def logout() -> Any:
-    """End the session; advise closing Tor Browser's window."""
+    """End the session, on the server too; advise closing Tor Browser's window."""
     session.clear()
-    return render_template("logged_out.html")
+    response = current_app.make_response(render_template("logged_out.html"))
+    # Tor Browser forgets the cookie even if this response's Set-Cookie were lost.
+    response.headers["Clear-Site-Data"] = '"cookies"'
+    return response
 
 
-__all__ = ["CATEGORY_LABELS", "URGENCY_LABELS", "bp"]
+__all__ = ["CATEGORY_LABELS", "REPORT_FIELDS", "URGENCY_LABELS", "bp"]

@@ -11,6 +11,7 @@ import base64
 import calendar
 import os
 import re
+import socket
 import struct
 import subprocess
 import time
@@ -21,7 +22,9 @@ from flask.testing import FlaskClient
 from securedrop_wm.drop import Drop
 from securedrop_wm.settings import Settings
 from securedrop_wm.store import coarsen_times
-from tests.conftest import new_source
+from tests.conftest import csrf_token, new_source
+from tests.live import LiveServer
+from tests.security.source_http import HttpSource
 from tests.workstation.fixtures import report
 
 DAY = 86_400
@@ -161,3 +164,48 @@ def test_the_day_is_kept_and_only_the_time_of_day_dropped(tmp_path: Path) -> Non
         1_699_920_000 * 10**9,
         1_599_955_200 * 10**9,
     )
+
+
+def test_an_aborted_upload_leaves_the_store_folder_at_the_day(
+    live_server: LiveServer, settings: Settings
+) -> None:
+    # Given a logged-in source on the real server, and a store folder set to the day
+    source = HttpSource(live_server.url, {})
+    source.new_codename()
+    coarsen_times(settings.store_dir)
+    cookie = "; ".join(f"{c.name}={c.value}" for c in source.http.cookies)
+    boundary = "sdwm-aborted"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="csrf_token"\r\n\r\n'
+        f"{csrf_token(source.page)}\r\n"
+        f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="a.bin"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode()
+    # When the source starts sending a 10 MiB file and disconnects after 2 MiB
+    with socket.create_connection(("127.0.0.1", live_server.port), timeout=30) as sock:
+        sock.sendall(
+            (
+                "POST /submit HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                f"Cookie: {cookie}\r\n"
+                f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
+                f"Content-Length: {len(head) + 10 * 1024 * 1024}\r\n\r\n"
+            ).encode()
+            + head
+        )
+        for _ in range(8):
+            sock.sendall(os.urandom(256 * 1024))
+        deadline = time.monotonic() + 10
+        while not any(p.name.startswith(".tmp-") for p in settings.store_dir.iterdir()):
+            assert time.monotonic() < deadline, "the upload never reached the store"
+            time.sleep(0.05)
+    source.close()
+    # Then the half-written ciphertext is gone and the folder's modification time says
+    # only the day (its access time is this test's: listing the folder sets it)
+    deadline = time.monotonic() + 20
+    while True:
+        mtime = settings.store_dir.stat().st_mtime
+        leftovers = [p.name for p in settings.store_dir.iterdir()]
+        if not leftovers and mtime % DAY == 0:
+            break
+        assert time.monotonic() < deadline, (leftovers, mtime % DAY)
+        time.sleep(0.1)

@@ -93,8 +93,8 @@ def headers_problems(
         problems.append("X-Content-Type-Options is not nosniff")
     if headers.get("Referrer-Policy") != "no-referrer":
         problems.append(f"Referrer-Policy is {headers.get('Referrer-Policy')!r}")
-    if "Server" in headers and re.search(r"\d", headers["Server"]):
-        problems.append(f"Server header names a version: {headers['Server']}")
+    if "Server" in headers:
+        problems.append(f"Server header names the server: {headers['Server']}")
     for line in set_cookies:
         problems += cookie_problems(line)
     return problems

@@ -1,5 +1,6 @@
 """Checks a gettext catalog against its template: what a translator can get wrong in a way
-a reader would notice (a missing string, an English fallback, a broken placeholder)."""
+a reader would notice (a missing string, an English fallback, a broken placeholder), and
+what a hostile translation could add (markup, a link, an address to write to)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.plurals import get_plural
 from babel.messages.pofile import read_po
 
-from securedrop_wm.translations import load_translations
+from securedrop_wm.translations import foreign_text, load_translations
 
 ROOT = Path(__file__).resolve().parents[2]
 BABEL_CFG = ROOT / "babel.cfg"
@@ -163,6 +164,15 @@ def plural_problems(template: Catalog, catalog: Catalog, directory: Path, locale
 
 
 def _message_problems(wanted: Message, found: Message, plurals: int) -> list[str]:
+    english = wanted.id if isinstance(wanted.id, str) else " ".join(wanted.id)
+    texts = found.string if isinstance(found.string, tuple) else (found.string,)
+    # Jinja shows translations as markup; the page escapes them, and the check refuses
+    # what a reader could be sent to: a tag, a URL, an e-mail, a domain, an onion.
+    added = [a for text in texts for a in foreign_text(english, text or "")]
+    return added + _form_problems(wanted, found, plurals)
+
+
+def _form_problems(wanted: Message, found: Message, plurals: int) -> list[str]:
     if isinstance(wanted.id, str):
         text = found.string if isinstance(found.string, str) else ""
         if not text.strip():

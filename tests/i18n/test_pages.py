@@ -16,6 +16,7 @@ import asyncio
 import json
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -33,7 +34,7 @@ from securedrop_wm.models import Source
 from securedrop_wm.settings import Settings, load_settings
 from securedrop_wm.sources import add_reply
 from securedrop_wm.translations import html_lang, load_translations, text_direction
-from source_ui.sessions import EncryptedSessionInterface, SourceSession
+from source_ui.sessions import EncryptedSessionInterface, SessionStore, SourceSession
 from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.conftest import Responders, init_data_dir, short_tempdir
 from tests.i18n.catalogs import ROOT
@@ -253,13 +254,21 @@ def expired_cookie(settings: Settings, lang: str) -> str:
     """A session cookie as the server wrote it for a visit in ``lang`` that ended long ago
     (the expiry page keeps the language chosen in it)."""
     lifetime = settings.session_minutes * 60
-    past = EncryptedSessionInterface(
-        settings.session_key, lifetime, clock=lambda: time.time() - 10 * lifetime
-    )
-    app = Flask("expired-cookie")
-    app.config["SESSION_COOKIE_NAME"] = "sdwm"
-    response = Response()
-    past.save_session(app, SourceSession({"lang": lang, "sid": "gone"}), response)
+    then = lambda: time.time() - 10 * lifetime  # noqa: E731
+    # A store of its own: the record the cookie names is unknown to the server's store.
+    with tempfile.TemporaryDirectory(dir="/dev/shm") as folder:  # noqa: S108
+        store = SessionStore(
+            Path(folder) / "sessions.sqlite",
+            idle=lifetime,
+            absolute=lifetime,
+            token_lifetime=lifetime,
+            clock=then,
+        )
+        past = EncryptedSessionInterface(settings.session_key, lifetime, store, clock=then)
+        app = Flask("expired-cookie")
+        app.config["SESSION_COOKIE_NAME"] = "sdwm"
+        response = Response()
+        past.save_session(app, SourceSession({"lang": lang, "sid": "gone"}), response)
     return response.headers["Set-Cookie"].split(";", 1)[0].split("=", 1)[1]
 
 

@@ -56,7 +56,7 @@ def test_responder_imports_triages_notes_and_replies(
     download.close()
     assert download.mimetype == "application/octet-stream"
     disposition = download.headers["Content-Disposition"]
-    assert disposition == "attachment; filename=rapport_final.pdf"
+    assert re.fullmatch(r"attachment; filename=attachment-[0-9a-f-]{36}\.bin", disposition)
     # When they triage, assign, label, note and reply
     token = csrf_token(case_page.text)
     url = case_url.group(1)

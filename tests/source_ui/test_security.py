@@ -67,7 +67,7 @@ def test_expired_session_gets_a_clear_page(settings: Settings, drop: Drop) -> No
     )
     assert response.status_code == 401
     assert "Votre session a expiré" in response.text  # the chosen language outlives it
-    assert 'href="/login"' in response.text
+    assert 'action="/login"' in response.text and ">late</textarea>" in response.text
     now[0] += 1
     assert client.get("/replies").status_code == 302  # session gone: to the login page
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 from pathlib import Path
@@ -10,7 +11,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from securedrop_wm.bundles import ReplyFile, verify_export_bundle
+from securedrop_wm.bundles import ReplyFile, export_bundle, verify_export_bundle
 from securedrop_wm.crypto import GnuPG
 from securedrop_wm.drop import Drop
 from securedrop_wm.transfer import create_token, revoke_token, rotate_token
@@ -93,7 +94,7 @@ def test_tokens_are_kept_only_as_hashes(drop: Drop, token: str) -> None:
         assert token.encode() not in path.read_bytes(), path
 
 
-def test_export_streams_a_verifiable_bundle_and_leaves_no_copy(
+def test_export_streams_a_verifiable_bundle_and_reuses_it_while_nothing_changes(
     api_client: FlaskClient,
     token: str,
     drop: Drop,
@@ -115,14 +116,93 @@ def test_export_streams_a_verifiable_bundle_and_leaves_no_copy(
     with verify_export_bundle(bundle, workstation_gpg, server, workdir) as verified:
         files = [i for i in verified.manifest.items if i.kind == "file"]
         assert responders.decrypt(verified.item_path(files[0].id)) == sent.files["evidence.pdf"]
-    # No temp bundle stays on the server
+    # No temp bundle stays on the server; one export bundle is kept, for the next pull
     tmp = drop.settings.data_dir / "tmp"
-    assert list(tmp.iterdir()) == []
-    # The next pull is a newer bundle with the same pending items
+    assert not tmp.exists() or list(tmp.iterdir()) == []
+    assert sorted(p.name for p in (drop.settings.data_dir / "exports").iterdir()) == [
+        ".lock",
+        "last.json",
+        "last.tar",
+    ]
+    kept = drop.settings.data_dir / "exports" / "last.tar"
+    kept_inode = kept.stat().st_ino
+    # Pulled again and again with nothing new: the same bundle, no new sequence or copy
+    for _ in range(3):
+        again = api_client.get("/export", headers=bearer(token))
+        assert again.headers["X-SDWM-Sequence"] == "1"
+        assert again.headers["X-SDWM-Items"] == "2"
+        assert again.data == bundle.read_bytes()
+        again.close()
+    assert drop_sequences(drop) == [1]
+    assert kept.stat().st_ino == kept_inode
+    # A new report: a newer bundle with all pending items
+    submit(drop)
+    newer = api_client.get("/export", headers=bearer(token))
+    assert newer.headers["X-SDWM-Sequence"] == "2"
+    assert newer.headers["X-SDWM-Items"] == "3"
+    newer.close()
+
+
+def test_a_newer_cli_export_is_not_followed_by_an_older_one(
+    api_client: FlaskClient, token: str, drop: Drop, tmp_path: Path
+) -> None:
+    # The workstation refuses a sequence older than one it imported (replay rule).
+    submit(drop)
+    api_client.get("/export", headers=bearer(token)).close()
+    export_bundle(drop, tmp_path / "by-the-admin.tar")
     again = api_client.get("/export", headers=bearer(token))
-    assert again.headers["X-SDWM-Sequence"] == "2"
-    assert again.headers["X-SDWM-Items"] == "2"
+    assert again.headers["X-SDWM-Sequence"] == "3"
     again.close()
+
+
+def test_a_purge_removes_the_kept_export(
+    api_client: FlaskClient,
+    token: str,
+    drop: Drop,
+    signer_gpg: GnuPG,
+    responders: Responders,
+    tmp_path: Path,
+) -> None:
+    # Given a pulled export, kept on the server for the next pull
+    submit(drop)
+    pulled = api_client.get("/export", headers=bearer(token))
+    items = read_members_ids(pulled.data, tmp_path)
+    pulled.close()
+    kept = drop.settings.data_dir / "exports" / "last.tar"
+    assert kept.exists()
+    # When the workstation acknowledges its items and the server purges them
+    acks = reply_bundle(
+        signer_gpg, responders, drop, tmp_path / "ack.tar", sequence=1, acknowledged=items
+    )
+    response = push(api_client, token, acks)
+    assert response.json["purged"] == len(items)
+    # Then no copy of the purged ciphertext stays in the kept bundle
+    assert not kept.exists()
+
+
+def read_members_ids(data: bytes, tmp_path: Path) -> list[str]:
+    """Ids of the items of an export bundle's manifest (read without verifying it)."""
+    bundle = tmp_path / "export.tar"
+    bundle.write_bytes(data)
+    manifest = json.loads(read_members(bundle)[0][1])
+    return [item["id"] for item in manifest["items"]]
+
+
+def test_error_messages_name_no_path(
+    api_client: FlaskClient, token: str, drop: Drop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a server whose disk fills while it writes an export bundle
+    def disk_full(*_args: object, **_kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    submit(drop)
+    monkeypatch.setattr(drop.gpg, "sign_detached", disk_full)
+    # When the transfer machine asks for it
+    response = api_client.get("/export", headers=bearer(token))
+    # Then it is told why, but not where the server keeps its files
+    assert response.status_code == 503
+    assert "No space left" in response.json["message"]
+    assert "/" not in response.json["message"]
 
 
 def test_push_imports_a_reply_bundle_once_and_refuses_bad_ones(

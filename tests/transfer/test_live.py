@@ -81,3 +81,5 @@ def test_pull_and_push_through_gunicorn_leave_no_trace_in_its_output(
     for trace in ("GET", "POST", "/status", "/export", "/replies", token, source.designation):
         assert trace not in output
     assert list((drop.settings.data_dir / "tmp").iterdir()) == []
+    # and the export kept for the next pull went with the ciphertext it copied
+    assert not (drop.settings.data_dir / "exports" / "last.tar").exists()

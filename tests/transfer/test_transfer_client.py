@@ -289,3 +289,7 @@ def test_serve_refuses_unsafe_onion_options(data_dir: Path, tmp_path: Path) -> N
     torrc.write_text("# ours\nDataDirectory /tmp/elsewhere\n")
     result = serve("serve", "--onion", "--port", str(free_port()), "--tor-config", str(torrc))
     assert result.exit_code == 1 and "DataDirectory is set by securedrop-wm itself" in result.output
+    # Nor may it put tor's log back on disk.
+    torrc.write_text("Log notice file /tmp/tor-notices.log\n")  # noqa: S108 (refused)
+    result = serve("serve", "--onion", "--port", str(free_port()), "--tor-config", str(torrc))
+    assert result.exit_code == 1 and "Log is set by securedrop-wm itself" in result.output

@@ -3,6 +3,11 @@ server-side sessions that expire, admins who add and remove responders."""
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
+import statistics
+import time
+
 import pytest
 from sqlalchemy import select
 
@@ -51,19 +56,90 @@ def test_a_code_one_step_off_is_accepted_but_never_twice(desk: Desk) -> None:
         accounts.authenticate(ws, ADMIN, ADMIN_PASSWORD, desk.code(step_offset=-2))
 
 
-def test_failed_logins_lock_the_account_for_a_while(desk: Desk) -> None:
+def test_failed_logins_make_the_account_wait_but_never_longer_than_the_cap(desk: Desk) -> None:
     ws = desk.ws
+    cap = dt.timedelta(minutes=ws.settings.lockout_minutes)
     for _ in range(ws.settings.max_login_failures - 1):
         with pytest.raises(LoginError):
             accounts.authenticate(ws, ADMIN, "wrong password!!", desk.code())
-    with pytest.raises(LoginThrottledError, match="locked for 15 more minute"):
+        assert _admin(desk).locked_until is None  # the first failures cost nothing
+    with pytest.raises(LoginError, match=accounts.REFUSED):
         accounts.authenticate(ws, ADMIN, "wrong password!!", desk.code())
-    # Even the right password and code are refused while locked.
-    desk.clock.advance(seconds=30)
-    with pytest.raises(LoginThrottledError):
+    # Now the account waits 30 s: even the right password and code are refused, alike.
+    desk.clock.advance(seconds=1)
+    with pytest.raises(LoginThrottledError, match=accounts.REFUSED):
         accounts.authenticate(ws, ADMIN, ADMIN_PASSWORD, desk.code())
-    desk.clock.advance(minutes=ws.settings.lockout_minutes)
+    # Someone at the workstation keeps guessing, as fast as the back-off lets them:
+    waits = []
+    for _ in range(8):
+        until = _admin(desk).locked_until
+        assert until is not None
+        desk.clock.offset += until - desk.clock() + dt.timedelta(seconds=1)
+        with pytest.raises(LoginError):
+            accounts.authenticate(ws, ADMIN, "wrong password!!", desk.code())
+        until = _admin(desk).locked_until
+        assert until is not None
+        waits.append(until - desk.clock())
+    # the wait doubles, but never exceeds the cap,
+    assert waits[0] > dt.timedelta(seconds=30) and max(waits) <= cap
+    assert waits[-1] > cap - dt.timedelta(seconds=2)
+    # and tries during a wait, even many, do not lengthen it.
+    until = _admin(desk).locked_until
+    for _ in range(5):
+        with pytest.raises(LoginThrottledError):
+            accounts.authenticate(ws, ADMIN, "wrong password!!", desk.code())
+    assert _admin(desk).locked_until == until
+    # Once the burst ends, the responder waits at most the cap and gets in.
+    desk.clock.advance(seconds=cap.total_seconds() + 1)
     assert accounts.authenticate(ws, ADMIN, ADMIN_PASSWORD, desk.code()).username == ADMIN
+    assert _admin(desk).failed_logins == 0 and _admin(desk).locked_until is None
+
+
+def test_refusals_take_the_same_time_and_say_the_same_for_any_reason(desk: Desk) -> None:
+    # Given an account that must wait and one that may try (no back-off in this test)
+    ws = desk.ws
+    ws.settings = dataclasses.replace(ws.settings, max_login_failures=100)
+    accounts.add_account(ws, ADMIN, "waiting", "a password of hers!", admin=False)
+    with ws.write() as db:
+        waiting = db.scalar(select(Account).where(Account.username == "waiting"))
+        assert waiting is not None
+        waiting.locked_until = ws.now() + dt.timedelta(days=1)
+    cases = {
+        "unknown user": ("nobody-here", "some password!!"),
+        "wrong password": (ADMIN, "not the password!"),
+        "waiting account": ("waiting", "a password of hers!"),
+    }
+    # When each is tried several times, interleaved (the machine's load hits all alike)
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    messages = set()
+    for _ in range(7):
+        for name, (username, password) in cases.items():
+            started = time.perf_counter()
+            with pytest.raises(LoginError) as refused:
+                accounts.authenticate(ws, username, password, desk.code())
+            times[name].append(time.perf_counter() - started)
+            messages.add(str(refused.value))
+    # Then they say the same, and none is much faster or slower than a wrong password
+    # (before the fix: 4 ms for a locked account against 124 ms)
+    assert messages == {accounts.REFUSED}
+    medians = {name: statistics.median(t) for name, t in times.items()}
+    reference = medians["wrong password"]
+    for median in medians.values():
+        assert reference / 2 <= median <= reference * 2, medians
+
+
+def test_a_password_change_ends_the_other_sessions_but_not_this_one(desk: Desk) -> None:
+    ws = desk.ws
+    admin = _admin(desk)
+    here = accounts.start_session(ws, admin.id)
+    elsewhere = accounts.start_session(ws, admin.id)
+    new_password = "a brand new password"
+    ended = accounts.change_password(ws, admin.id, ADMIN_PASSWORD, new_password, keep_token=here)
+    assert ended == 1
+    assert accounts.resume_session(ws, elsewhere) is None
+    assert accounts.resume_session(ws, here) is not None
+    desk.clock.advance(seconds=30)
+    assert accounts.authenticate(ws, ADMIN, new_password, desk.code()).username == ADMIN
 
 
 def test_sessions_expire_after_inactivity_and_end_at_logout(desk: Desk) -> None:
