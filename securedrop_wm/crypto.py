@@ -58,7 +58,17 @@ no-greeting
 no-comments
 no-emit-version
 personal-cipher-preferences AES256 AES192 AES
+# gpg would rewrite random_seed at every encryption, leaving in the home the exact time
+# of the last report or reply; the kernel's generator needs no seed file.
+no-random-seed-file
+# gpg's own dot-lock on the keybox creates and removes files in the home at every run,
+# setting the folder's time to the second of the last report. Every gpg started here
+# runs under _KeyringLock (readers shared, key changes exclusive), which is what guards
+# the keybox; the dot-lock added nothing but that time.
+lock-never
 """
+# Lines a home made by an earlier release may lack, added when the home is opened.
+_GPG_CONF_ADDED = ("no-random-seed-file", "lock-never")
 # Passphrases are never cached: each decryption asks again (loopback pinentry).
 # The S2K count of the drop server's home is the minimum because every passphrase given
 # to it is a 256-bit value derived by Argon2id (kdf.py): no one guesses 2^256 values,
@@ -135,6 +145,8 @@ class GnuPG:
             conf = home / name
             if not conf.exists():
                 conf.write_text(text)
+        _add_missing_lines(home / "gpg.conf", _GPG_CONF_ADDED)
+        (home / "random_seed").unlink(missing_ok=True)
         if human_passphrases and _drop_s2k_count(home / "gpg-agent.conf"):
             stop_agent(home)  # an agent started before still has the low count
         self.home = home
@@ -803,6 +815,15 @@ def _run_tool(
         return subprocess.run(argv, input=given, capture_output=True, text=True, timeout=300)
     except (OSError, subprocess.TimeoutExpired) as e:
         raise CryptoError(f"{failure}: {e}") from None
+
+
+def _add_missing_lines(conf: Path, lines: tuple[str, ...]) -> None:
+    """Append to a gpg.conf the ``lines`` it does not have yet (an older release's home)."""
+    present = {line.strip() for line in conf.read_text().splitlines()}
+    missing = [line for line in lines if line not in present]
+    if missing:
+        with conf.open("a") as f:
+            f.write("".join(f"{line}\n" for line in missing))
 
 
 def _drop_s2k_count(conf: Path) -> bool:

@@ -114,6 +114,9 @@ class BundleRecord(Base):
     sequence: Mapped[int] = mapped_column(Integer)
     manifest_sha256: Mapped[str | None] = mapped_column(String(64), unique=True)
     day: Mapped[dt.date] = mapped_column(Date)
+    # Imported reply bundles: the head of the workstation's audit chain it carried (the
+    # hash of its newest event), shown back in export bundles (docs/bundles.md).
+    audit_head: Mapped[str | None] = mapped_column(String(64), default=None)
 
 
 class TransferToken(Base):

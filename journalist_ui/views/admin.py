@@ -80,6 +80,7 @@ def audit_log() -> Any:
         events=log.events,
         intact=log.intact,
         chained=log.chained,
+        problem=log.problem,
         count=log.count,
         page=page,
     )

@@ -48,6 +48,7 @@ from .manifest import (
     ReplyEntry,
     ReplyFile,
     ReplyManifest,
+    _audit_head,
     _check_unique,
     _export_members,
     _fpr,
@@ -216,11 +217,13 @@ def write_reply_bundle(
     *,
     passphrase: str | None = None,
     today: dt.date | None = None,
+    audit_head: str | None = None,
 ) -> ReplyManifest:
     """Write a reply bundle signed by the workstation key ``signing_fingerprint``.
 
     :param replies: ciphertexts already encrypted to the source key and the team key.
     :param acknowledged: ids of the export items the workstation has imported.
+    :param audit_head: the hash of the newest event of the workstation's audit log.
     :raises DuplicateIdError: an id appears twice.
     :raises BundleError: an id is malformed or a file unreadable; no output is left.
     """
@@ -243,6 +246,7 @@ def write_reply_bundle(
         created_day=today or dt.datetime.now(dt.UTC).date(),
         replies=tuple(entries),
         acknowledged=tuple(_uuid(a, "acknowledged id") for a in acknowledged),
+        audit_head=None if audit_head is None else _audit_head(audit_head),
     )
     _write_bundle(gpg, signing_fingerprint, passphrase, _reply_json(manifest), members, output)
     return manifest

@@ -31,6 +31,8 @@ _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{1
 _FPR = re.compile(r"^[0-9A-F]{40}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _KINDS = ("message", "file")
+# At most this many audit heads in an export manifest (the server sends the latest few).
+MAX_AUDIT_HEADS = 32
 
 
 # -- limits and manifests -------------------------------------------------------------
@@ -91,6 +93,16 @@ class ExportItem:
 
 
 @dataclass(frozen=True)
+class AuditHead:
+    """A head of the workstation's audit chain the server received in reply bundle
+    ``sequence`` on ``day``, shown back to the workstation in export bundles."""
+
+    sequence: int
+    day: dt.date
+    head: str
+
+
+@dataclass(frozen=True)
 class ExportManifest:
     """What the server signed: the pending submissions and their sources' keys."""
 
@@ -100,6 +112,8 @@ class ExportManifest:
     created_day: dt.date
     sources: tuple[SourceEntry, ...]
     items: tuple[ExportItem, ...]
+    # Optional in schema 1: absent in bundles of servers that do not keep them.
+    audit_heads: tuple[AuditHead, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -127,6 +141,9 @@ class ReplyManifest:
     created_day: dt.date
     replies: tuple[ReplyEntry, ...]
     acknowledged: tuple[str, ...]
+    # Optional in schema 1: the hash of the newest event of the workstation's audit log
+    # when the bundle was written; absent in bundles of older workstations.
+    audit_head: str | None = None
 
 
 @dataclass(frozen=True)
@@ -214,6 +231,7 @@ def _export_members(
         created_day=_day(_get(raw, "created_day", str)),
         sources=sources,
         items=items,
+        audit_heads=_audit_heads(raw),
     )
     members = {s.member: (s.size, s.sha256) for s in sources}
     members.update({i.member: (i.size, i.sha256) for i in items})
@@ -255,11 +273,18 @@ def _reply_members(
         created_day=_day(_get(raw, "created_day", str)),
         replies=replies,
         acknowledged=acknowledged,
+        audit_head=_audit_head(raw["audit_head"]) if "audit_head" in raw else None,
     )
     return manifest, {r.member: (r.size, r.sha256) for r in replies}
 
 
 def _export_json(m: ExportManifest) -> bytes:
+    heads = {
+        "audit_heads": [
+            {"sequence": h.sequence, "day": h.day.isoformat(), "head": h.head}
+            for h in m.audit_heads
+        ]
+    }
     return _dump(
         {
             "format": EXPORT_FORMAT,
@@ -291,6 +316,7 @@ def _export_json(m: ExportManifest) -> bytes:
                 }
                 for i in m.items
             ],
+            **(heads if m.audit_heads else {}),
         }
     )
 
@@ -309,6 +335,7 @@ def _reply_json(m: ReplyManifest) -> bytes:
                 for r in m.replies
             ],
             "acknowledged": list(m.acknowledged),
+            **({"audit_head": m.audit_head} if m.audit_head is not None else {}),
         }
     )
 
@@ -347,6 +374,33 @@ def _sha(value: str) -> str:
     if not _SHA256.match(value):
         raise BundleFormatError(f"{value!r} is not a lowercase hex SHA-256")
     return value
+
+
+def _audit_head(value: Any) -> str:
+    if not isinstance(value, str) or not _SHA256.match(value):
+        raise BundleFormatError(
+            f"the manifest field 'audit_head' {str(value)[:80]!r} is not an audit chain "
+            "head (64 lowercase hex digits)"
+        )
+    return value
+
+
+def _audit_heads(raw: dict[str, Any]) -> tuple[AuditHead, ...]:
+    if "audit_heads" not in raw:
+        return ()
+    heads_raw = _get(raw, "audit_heads", list)
+    if len(heads_raw) > MAX_AUDIT_HEADS:
+        raise TooManyMembersError(f"the manifest lists more than {MAX_AUDIT_HEADS} audit heads")
+    heads = tuple(
+        AuditHead(
+            sequence=_positive(_get(h, "sequence", int), "audit head sequence"),
+            day=_day(_get(h, "day", str)),
+            head=_audit_head(h.get("head")),
+        )
+        for h in (_obj(x, "audit head") for x in heads_raw)
+    )
+    _check_unique((str(h.sequence) for h in heads), "audit head sequence")
+    return heads
 
 
 def _size(value: int) -> int:

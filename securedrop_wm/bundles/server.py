@@ -39,6 +39,7 @@ from .errors import BundleError, ReplayError, UnknownSignerError
 from .manifest import (
     REPLY_LIMITS,
     SCHEMA_VERSION,
+    AuditHead,
     ExportItem,
     ExportManifest,
     Limits,
@@ -48,6 +49,8 @@ from .manifest import (
 
 EXPORT = "export"
 IMPORT = "import"
+# How many of the workstation's latest audit heads an export bundle shows back.
+EXPORT_AUDIT_HEADS = 8
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,48 @@ class ReplyImport:
     acknowledged: int = 0
     acknowledged_unknown: int = 0
     purged: int = 0
+    # The head of the workstation's audit chain the bundle carried, now kept here.
+    audit_head: str | None = None
+
+
+@dataclass(frozen=True)
+class KeptAuditHead:
+    """A head of a workstation's audit chain, as the server keeps it."""
+
+    workstation_id: str
+    sequence: int
+    day: dt.date
+    head: str
+
+
+def kept_audit_heads(
+    drop: Drop, workstation_id: str | None = None, limit: int | None = None
+) -> list[KeptAuditHead]:
+    """The audit heads received in reply bundles, newest first per workstation key
+    (only ``workstation_id``'s when given; at most ``limit`` of them)."""
+    query = (
+        select(BundleRecord)
+        .where(BundleRecord.direction == IMPORT, BundleRecord.audit_head.is_not(None))
+        .order_by(BundleRecord.peer, BundleRecord.sequence.desc())
+    )
+    if workstation_id is not None:
+        query = query.where(BundleRecord.peer == workstation_id)
+    if limit is not None:
+        query = query.limit(limit)
+    with drop.sessions() as db:
+        return [
+            KeptAuditHead(r.peer, r.sequence, r.day, str(r.audit_head)) for r in db.scalars(query)
+        ]
+
+
+def _export_audit_heads(drop: Drop) -> tuple[AuditHead, ...]:
+    pinned = drop.settings.workstation_fingerprint
+    if pinned is None:
+        return ()
+    return tuple(
+        AuditHead(h.sequence, h.day, h.head)
+        for h in kept_audit_heads(drop, pinned, EXPORT_AUDIT_HEADS)
+    )
 
 
 # -- server side ----------------------------------------------------------------------
@@ -106,7 +151,7 @@ def latest_export(drop: Drop) -> LatestExport:
     folder = _exports_dir(drop)
     with _exports_lock(folder), _store_lock(drop, exclusive=False):
         rows = _pending_rows(drop)
-        key = _pending_key(server_id, rows)
+        key = _pending_key(server_id, rows, _export_audit_heads(drop))
         last = folder / _LAST_EXPORT
         meta = _read_meta(folder / _LAST_EXPORT_META)
         # Reused only if it is still the newest export: one written since (by the CLI's
@@ -162,8 +207,9 @@ def _exports_lock(folder: Path) -> Iterator[None]:
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
-def _pending_key(server_id: str, rows: Sequence[Any]) -> str:
-    """A digest of everything an export bundle of ``rows`` says, but its sequence and day."""
+def _pending_key(server_id: str, rows: Sequence[Any], heads: Sequence[AuditHead]) -> str:
+    """A digest of everything an export bundle of ``rows`` and ``heads`` says, but its
+    sequence and day."""
     facts = [
         [
             sub.uuid,
@@ -179,7 +225,8 @@ def _pending_key(server_id: str, rows: Sequence[Any]) -> str:
         ]
         for sub, report, source in rows
     ]
-    data = json.dumps([SCHEMA_VERSION, server_id, facts], separators=(",", ":"))
+    shown = [[h.sequence, h.day.isoformat(), h.head] for h in heads]
+    data = json.dumps([SCHEMA_VERSION, server_id, facts, shown], separators=(",", ":"))
     return hashlib.sha256(data.encode()).hexdigest()
 
 
@@ -261,6 +308,7 @@ def _export(
             created_day=drop.today(),
             sources=tuple(sources.values()),
             items=tuple(items),
+            audit_heads=_export_audit_heads(drop),
         )
         _write_bundle(drop.gpg, server_id, None, _export_json(manifest), members, output, progress)
     return manifest
@@ -362,6 +410,7 @@ def _import_verified(drop: Drop, pinned: str, verified: VerifiedReplies) -> Repl
                     sequence=m.sequence,
                     manifest_sha256=verified.manifest_sha256,
                     day=today,
+                    audit_head=m.audit_head,
                 )
             )
             source_ids = {r.source_id for r in m.replies}
@@ -408,6 +457,7 @@ def _import_verified(drop: Drop, pinned: str, verified: VerifiedReplies) -> Repl
         replies_skipped=skipped,
         acknowledged=acked,
         acknowledged_unknown=len(m.acknowledged) - found,
+        audit_head=m.audit_head,
     )
 
 

@@ -1,5 +1,5 @@
 """The drop server's commands: ``init``, ``serve``, ``serve-transfer``, ``export``,
-``import-replies``, ``purge``, ``list-sources``, ``add-reply``, ``clean-orphans``,
+``import-replies``, ``audit-heads``, ``purge``, ``list-sources``, ``add-reply``, ``clean-orphans``,
 ``transfer-token`` and ``transfer-client`` (docs/server.md, docs/bundles.md,
 docs/transfer.md)."""
 
@@ -15,6 +15,7 @@ import click
 from sqlalchemy import select
 
 from ..bundles import export_bundle, import_reply_bundle, purge_acknowledged
+from ..bundles.server import kept_audit_heads
 from ..crypto import GnuPG
 from ..drop import clean_orphans, open_drop
 from ..errors import SecureDropError
@@ -257,6 +258,23 @@ def import_replies_command(state: _Context, bundle: Path) -> None:
         f"({result.acknowledged_unknown} unknown or already purged), "
         f"{result.purged} ciphertext(s) purged"
     )
+    if result.audit_head is not None:
+        click.echo(
+            f"workstation audit head kept for reply bundle {result.sequence}: {result.audit_head}"
+        )
+    else:
+        click.echo("the bundle carried no audit head (an older workstation)")
+
+
+@main.command("audit-heads")
+@click.pass_obj
+def audit_heads_command(state: _Context) -> None:
+    """List the heads of the workstations' audit logs received in reply bundles."""
+    heads = kept_audit_heads(state.drop())
+    if not heads:
+        click.echo("no audit head received yet")
+    for h in heads:
+        click.echo(f"{h.workstation_id}\t{h.sequence}\t{h.day.isoformat()}\t{h.head}")
 
 
 @main.command("purge")

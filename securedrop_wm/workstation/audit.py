@@ -4,9 +4,13 @@ The chain makes an edit or a deletion visible (:func:`verify_chain`); the databa
 triggers refuse UPDATE and DELETE outright, and :func:`check_triggers` says when they are
 gone. Details name cases and accounts, never the content of a message.
 
-What this does not detect: someone holding the database file who deletes the newest
-events (truncation) or rewrites the whole chain from some event on, recomputing the
-hashes. The chain has no key and nothing outside the workstation remembers its head.
+The anchor: every reply bundle carries the chain's head (the newest event's hash), the
+drop server keeps the heads it received and shows the latest back in its export
+bundles; an import records them (:func:`record_server_heads`) and :func:`check_anchors`
+says when the log no longer contains one: it was cut off or rewritten after that head
+left. What this does not detect: a truncation or a rewrite of events that no head which
+left in a reply bundle covers (made before any reply bundle left, or of the events since
+the last one), nor a server lied to by someone holding the workstation's signing key.
 """
 
 from __future__ import annotations
@@ -20,8 +24,9 @@ from dataclasses import dataclass
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
+from ..bundles.manifest import AuditHead
 from .errors import AuditChainError
-from .models import AuditEvent
+from .models import AuditEvent, ServerAuditHead
 from .services import Workstation
 
 GENESIS = "0" * 64
@@ -98,13 +103,75 @@ def check_triggers(db: Session) -> None:
             )
 
 
-def verify_log(db: Session) -> int:
-    """Check the append-only triggers and the whole chain; return how many events.
+def head(db: Session) -> str | None:
+    """The chain's head: the hash of the newest event (None while the log is empty)."""
+    return db.scalar(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1))
 
-    :raises AuditChainError: a trigger is missing or changed, or the chain is broken.
+
+def _contains(db: Session, value: str) -> bool:
+    return db.scalar(select(AuditEvent.id).where(AuditEvent.hash == value)) is not None
+
+
+def record_server_heads(
+    db: Session, server_id: str, export_sequence: int, heads: Sequence[AuditHead]
+) -> int:
+    """Keep the heads an export bundle showed back, each with whether this log contains
+    it; return how many of the new ones it does not contain (in the caller's transaction)."""
+    missing = 0
+    for h in heads:
+        known = db.scalar(
+            select(ServerAuditHead.id).where(
+                ServerAuditHead.server_id == server_id,
+                ServerAuditHead.sequence == h.sequence,
+                ServerAuditHead.head == h.head,
+            )
+        )
+        if known is not None:
+            continue
+        found = _contains(db, h.head)
+        missing += not found
+        db.add(
+            ServerAuditHead(
+                server_id=server_id,
+                sequence=h.sequence,
+                day=h.day,
+                head=h.head,
+                found=found,
+                export_sequence=export_sequence,
+            )
+        )
+    db.flush()
+    return missing
+
+
+def check_anchors(db: Session) -> int:
+    """Check that the log contains every head the drop server holds (as the export
+    bundles showed them), and contained each when it arrived; return how many.
+
+    :raises AuditChainError: naming a head this log does not contain.
+    """
+    heads = db.scalars(select(ServerAuditHead).order_by(ServerAuditHead.sequence)).all()
+    for h in heads:
+        if not h.found or not _contains(db, h.head):
+            raise AuditChainError(
+                f"not intact: the drop server holds head {h.head} (reply bundle "
+                f"{h.sequence}, {h.day.isoformat()}) that this log does not contain "
+                "(truncated or rewritten)"
+            )
+    return len(heads)
+
+
+def verify_log(db: Session) -> int:
+    """Check the append-only triggers, the whole chain and the heads the drop server
+    holds; return how many events.
+
+    :raises AuditChainError: a trigger is missing or changed, the chain is broken, or
+        the log lacks a head the server holds.
     """
     check_triggers(db)
-    return verify_chain(db)
+    count = verify_chain(db)
+    check_anchors(db)
+    return count
 
 
 def list_events(
@@ -130,11 +197,15 @@ class AuditPage:
     count: int
     chained: bool
     guarded: bool
+    anchored: bool = True
+    # Why the log is not anchored: a head the drop server holds that it lacks.
+    problem: str = ""
 
     @property
     def intact(self) -> bool:
-        """The chain verifies and the append-only triggers are in place."""
-        return self.chained and self.guarded
+        """The chain verifies, the append-only triggers are in place, and the log holds
+        every head the drop server holds."""
+        return self.chained and self.guarded and self.anchored
 
 
 def read_log(ws: Workstation, *, limit: int = 100, offset: int = 0) -> AuditPage:
@@ -153,5 +224,10 @@ def read_log(ws: Workstation, *, limit: int = 100, offset: int = 0) -> AuditPage
             count, chained = verify_chain(db), True
         except AuditChainError:
             count, chained = count_events(db), False
+        try:
+            check_anchors(db)
+            anchored, problem = True, ""
+        except AuditChainError as e:
+            anchored, problem = False, str(e)
         events = list_events(db, limit=limit, offset=offset)
-    return AuditPage(events, count, chained, guarded)
+    return AuditPage(events, count, chained, guarded, anchored, problem)

@@ -160,7 +160,8 @@ def serve(config: str | None, host: str, port: int) -> None:
 @workstation.command("verify-audit")
 @config_option
 def verify_audit(config: str | None) -> None:
-    """Check the audit log's hash chain and its append-only triggers."""
+    """Check the audit log's hash chain, its append-only triggers, and that it holds
+    every head of it the drop server holds."""
     ws = _open(config)
     try:
         with ws.sessions() as db:

@@ -151,6 +151,20 @@ def import_bundle(
                         f"{result.skipped} already imported"
                     ),
                 )
+                # The heads of this log the server holds: checked, and kept to be
+                # checked again by verify-audit (the import proceeds either way).
+                missing = audit.record_server_heads(
+                    db, manifest.server_id, manifest.sequence, manifest.audit_heads
+                )
+                if missing:
+                    audit.record(
+                        db,
+                        ws.now(),
+                        actor,
+                        "audit.anchor_missing",
+                        detail=f"bundle {manifest.sequence}: the drop server holds "
+                        f"{missing} head(s) this log does not contain",
+                    )
                 _import_source_keys(ws, keys, added_keys)
                 _place_files(ws, decrypted)
         except BaseException:

@@ -272,3 +272,22 @@ class ImportedBundle(Base):
     imported_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
     imported_by: Mapped[str] = mapped_column(String(64))
     submissions: Mapped[int] = mapped_column(Integer)
+
+
+class ServerAuditHead(Base):
+    """A head of this workstation's audit chain that the drop server says it received in
+    a reply bundle, as an export bundle showed it back (docs/bundles.md).
+
+    ``found``: whether the log contained it when it arrived; :func:`audit.check_anchors`
+    also checks again, without the network, that the log still contains it.
+    """
+
+    __tablename__ = "server_audit_heads"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    server_id: Mapped[str] = mapped_column(String(40))
+    sequence: Mapped[int] = mapped_column(Integer)
+    day: Mapped[dt.date] = mapped_column(Date)
+    head: Mapped[str] = mapped_column(String(64))
+    found: Mapped[bool] = mapped_column(Boolean)
+    export_sequence: Mapped[int] = mapped_column(Integer)

@@ -127,6 +127,16 @@ def export_reply_bundle(
             sequence = int(last or 0) + 1
             output = settings.outbox_dir / f"replies-{sequence:06d}.tar"
             now = ws.now()
+            # Recorded first: the bundle carries the chain's head, this very event, for
+            # the drop server to keep and show back (docs/bundles.md, "audit heads").
+            event = audit.record(
+                db,
+                now,
+                actor,
+                "replies.export",
+                detail=f"bundle {sequence}: {len(files)} reply(ies), "
+                f"{len(unacknowledged)} acknowledgement(s)",
+            )
             try:
                 write_reply_bundle(
                     ws.gpg,
@@ -138,6 +148,7 @@ def export_reply_bundle(
                     output,
                     passphrase=passphrase,
                     today=now.date(),
+                    audit_head=event.hash,
                 )
             except (BundleError, CryptoError) as e:
                 raise ReplyError(f"the reply bundle could not be written: {e}") from e
@@ -155,14 +166,6 @@ def export_reply_bundle(
                 reply.bundle_id = record.id
             for submission in unacknowledged:
                 submission.acknowledged_at = now
-            audit.record(
-                db,
-                now,
-                actor,
-                "replies.export",
-                detail=f"bundle {sequence}: {len(files)} reply(ies), "
-                f"{len(unacknowledged)} acknowledgement(s)",
-            )
     except BaseException:
         if output is not None:
             output.unlink(missing_ok=True)

@@ -272,6 +272,23 @@ CASES: list[tuple[str, Tamper, type[BundleError], str]] = [
     ("manifest not first", _swap_first, BundleFormatError, "first member"),
     ("unsigned", _no_signature, BundleFormatError, "not signed"),
     ("malformed id", _with_manifest(acknowledged=["../../etc"]), BundleFormatError, "UUID"),
+    # The head of the workstation's audit chain: optional, but 64 lowercase hex if there
+    ("audit head short", _with_manifest(audit_head="ab" * 31), BundleFormatError, "audit_head"),
+    ("audit head upper", _with_manifest(audit_head="AB" * 32), BundleFormatError, "audit_head"),
+    ("audit head null", _with_manifest(audit_head=None), BundleFormatError, "audit_head"),
+    ("audit head number", _with_manifest(audit_head=7), BundleFormatError, "audit_head"),
+    (
+        "audit head list",
+        _with_manifest(audit_head=lambda m, acks: ["0" * 64]),
+        BundleFormatError,
+        "audit_head",
+    ),
+    (
+        "audit head markup",
+        _with_manifest(audit_head="<script>" + "0" * 56),
+        BundleFormatError,
+        "audit_head",
+    ),
 ]
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from flask.testing import FlaskClient
 
+from securedrop_wm.crypto import GnuPG
 from securedrop_wm.drop import Drop
 from securedrop_wm.settings import Settings
 from securedrop_wm.store import coarsen_times
@@ -112,6 +113,34 @@ def test_store_files_and_folder_carry_only_the_day(client: FlaskClient, settings
     assert len(times) >= 3  # the folder, the message and the file
     exact = {name: t for name, t in times.items() if any(v % DAY for v in t)}
     assert exact == {}
+
+
+def test_a_report_leaves_no_time_of_day_in_the_gnupg_home(
+    client: FlaskClient, settings: Settings
+) -> None:
+    # Given a source, and the GnuPG home as it stands once the source exists
+    new_source(client)
+    before = _file_times(settings.gpg_home)
+    # When they send a report with a file (two encryptions)
+    report(client, what_happened="They followed me home.", files=[(b"\x89PNG" * 999, "a.png")])
+    # Then no file of the home was written: gpg keeps no random_seed, whose time would be
+    # the time of the last report
+    after = _file_times(settings.gpg_home)
+    assert not (settings.gpg_home / "random_seed").exists()
+    written = {name for name in after if after[name][1] != before.get(name, (0, 0))[1]}
+    assert written == set()
+
+
+def test_a_home_from_an_earlier_release_stops_writing_the_seed(tmp_path: Path) -> None:
+    # Given a home whose gpg.conf predates the option, with a seed file in it
+    home = tmp_path / "gnupg"
+    home.mkdir(mode=0o700)
+    (home / "gpg.conf").write_text("no-greeting\n")
+    (home / "random_seed").write_bytes(os.urandom(600))
+    # When it is opened, then the option is added and the old seed is gone
+    GnuPG(home).close()
+    assert "no-random-seed-file" in (home / "gpg.conf").read_text().split()
+    assert not (home / "random_seed").exists()
 
 
 def test_a_new_source_key_is_dated_to_the_day_and_leaves_no_time_of_day(

@@ -75,6 +75,11 @@ class Attack:
         return tar_bytes(members)
 
 
+def _head(**fields: object) -> dict[str, object]:
+    """An audit head as the server shows it back, with ``fields`` changed."""
+    return {"sequence": 1, "day": "2026-11-22", "head": "ab" * 32, **fields}
+
+
 def _item_name(a: Attack) -> str:
     return a.genuine.members[2][0].name
 
@@ -314,6 +319,52 @@ CASES: list[tuple[str, Callable[[Attack], bytes], str]] = [
             lambda m: m["sources"][0].__setitem__("key_fingerprint", a.responders.team_fingerprint)
         ),
         "not the one the manifest names",
+    ),
+    # the audit heads the server shows back: optional, bounded, each well formed
+    (
+        "signed audit head not hex",
+        lambda a: a.signed(_set("audit_heads", [_head(head="zz" * 32)])),
+        "audit_head",
+    ),
+    (
+        "signed audit head short",
+        lambda a: a.signed(_set("audit_heads", [_head(head="ab" * 31)])),
+        "audit_head",
+    ),
+    (
+        "signed audit head missing",
+        lambda a: a.signed(_set("audit_heads", [{"sequence": 1, "day": "2026-11-22"}])),
+        "audit_head",
+    ),
+    (
+        "signed audit heads not a list",
+        lambda a: a.signed(_set("audit_heads", "ab" * 32)),
+        "'audit_heads'",
+    ),
+    (
+        "signed audit head not an object",
+        lambda a: a.signed(_set("audit_heads", ["ab" * 32])),
+        "audit head",
+    ),
+    (
+        "signed audit head bad sequence",
+        lambda a: a.signed(_set("audit_heads", [_head(sequence=0)])),
+        "sequence",
+    ),
+    (
+        "signed audit head bad day",
+        lambda a: a.signed(_set("audit_heads", [_head(day="2026-13-45")])),
+        "YYYY-MM-DD",
+    ),
+    (
+        "signed too many audit heads",
+        lambda a: a.signed(_set("audit_heads", [_head(sequence=n) for n in range(1, 1001)])),
+        "audit heads",
+    ),
+    (
+        "signed audit head twice",
+        lambda a: a.signed(_set("audit_heads", [_head(), _head()])),
+        "twice",
     ),
     (
         "signed key file with a second key",

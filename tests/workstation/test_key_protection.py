@@ -46,6 +46,9 @@ def test_a_weak_key_of_an_older_workstation_is_protected_again_at_its_next_unloc
     desk.ws.close()
     conf = home / "gpg-agent.conf"
     conf.write_text(conf.read_text() + f"s2k-count {SERVER_COUNT}\n")
+    # An agent still running from the setup would protect with its own count: stop it
+    # (and wait for it) so the next one reads the old configuration.
+    subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], check=True)
     subprocess.run(
         ["gpg", "--homedir", str(home), "--batch", "--pinentry-mode", "loopback"]
         + ["--passphrase", PASSPHRASE, "--passwd", fingerprint],
