@@ -92,8 +92,9 @@ def session_store_path(session_dir: Path | None, data_dir: Path) -> Path:
             "sessions record exact times"
         )
     data = os.path.realpath(data_dir)
-    if os.path.realpath(base).startswith(data.rstrip("/") + "/"):
-        raise SettingsError("setting 'session_dir' must not be inside the data dir")
+    where = os.path.realpath(base)
+    if where == data or where.startswith(data.rstrip("/") + "/"):
+        raise SettingsError("setting 'session_dir' must not be the data dir or inside it")
     folder = base / f"securedrop-wm-{os.getuid()}"
     with contextlib.suppress(FileExistsError):
         folder.mkdir(mode=0o700)

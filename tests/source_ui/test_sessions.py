@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -17,7 +19,7 @@ from securedrop_wm.drop import Drop
 from securedrop_wm.errors import SettingsError
 from securedrop_wm.settings import Settings
 from source_ui import create_app
-from source_ui.sessions import SessionStore, filesystem_type
+from source_ui.sessions import SessionStore, filesystem_type, session_store_path
 from tests.conftest import csrf_token, new_source, store_files
 from tests.live import LiveServer
 
@@ -139,6 +141,19 @@ def test_a_session_dir_on_disk_is_refused(settings: Settings, drop: Drop) -> Non
     on_disk = dataclasses.replace(settings, session_dir=settings.data_dir)
     with pytest.raises(SettingsError, match="tmpfs"):
         create_app(on_disk, drop)
+
+
+def test_a_session_dir_that_is_the_data_dir_is_refused(tmp_path: Path) -> None:
+    # Even on a tmpfs: a data dir held in memory is still the data dir, which a backup
+    # copies and the threat model keeps to days.
+    data = Path(tempfile.mkdtemp(prefix="sdwm-data-", dir="/dev/shm"))  # noqa: S108
+    try:
+        for session_dir in (data, data / "sessions"):
+            session_dir.mkdir(exist_ok=True)
+            with pytest.raises(SettingsError, match="the data dir or inside it"):
+                session_store_path(session_dir, data)
+    finally:
+        shutil.rmtree(data)
 
 
 def test_the_store_is_bounded(tmp_path: Path) -> None:
