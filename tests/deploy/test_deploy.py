@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import re
 import shlex
 import shutil
 import socket
@@ -251,6 +252,23 @@ def test_hardening(drop: Deployment) -> None:
         "PrivateNetwork=yes",
         "NoNewPrivileges=yes",
     }
+    # Each app and tor are bounded, and none may write a core file (a crashed worker's
+    # memory can hold a report's plaintext; tor's holds the onion keys).
+    bounds = "-p LimitCORE -p MemoryMax -p TasksMax -p LimitNOFILE"
+    for unit in ("securedrop-wm-source", "securedrop-wm-transfer"):
+        assert set(sh(drop, f"systemctl show {bounds} {unit}").splitlines()) >= {
+            "LimitCORE=0",
+            f"MemoryMax={2 << 30}",
+            "TasksMax=512",
+            "LimitNOFILE=4096",
+        }, unit
+    tor = set(sh(drop, f"systemctl show {bounds} tor@default").splitlines())
+    assert tor >= {"LimitCORE=0", f"MemoryMax={1 << 30}", "TasksMax=256"}
+    # and the limits are in force for the running processes, not only in the units
+    for unit in ("securedrop-wm-source", "tor@default"):
+        pid = sh(drop, f"systemctl show -p MainPID --value {unit}")
+        limits = sh(drop, f"cat /proc/{pid}/limits")
+        assert re.search(r"Max core file size\s+0\s+0", limits), (unit, limits)
 
 
 def submissions(deployment: Deployment) -> tuple[str, str]:
