@@ -31,7 +31,7 @@ def throwaway_drop() -> tuple[Drop, Responders]:
     init_data_dir(base / "data", responders)
     drop = open_drop(load_settings(base / "data" / "config.toml", environ={}))
 
-    _clean_up_after_exit(base, [home, base / "data" / "gnupg"])
+    remove_after_exit(base, [home, base / "data" / "gnupg"])
     return drop, responders
 
 
@@ -49,9 +49,11 @@ shutil.rmtree(base, ignore_errors=True)
 """
 
 
-def _clean_up_after_exit(base: Path, homes: list[Path]) -> None:
+def remove_after_exit(base: Path, homes: list[Path] | None = None) -> None:
+    """Remove ``base`` (after stopping the gpg-agents of ``homes``) once this process,
+    ended by libFuzzer without exit handlers, is gone."""
     subprocess.Popen(
-        [sys.executable, "-c", _WATCHER, str(os.getpid()), str(base), *map(str, homes)],
+        [sys.executable, "-c", _WATCHER, str(os.getpid()), str(base), *map(str, homes or [])],
         start_new_session=True,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,

@@ -8,18 +8,24 @@ Run: python -m fuzz.sessions [-max_total_time=SECONDS] [CORPUS_DIR]
 from __future__ import annotations
 
 import os
+import tempfile
+from pathlib import Path
 
 import atheris
 from flask import Flask
 
 with atheris.instrument_imports(include=["source_ui.sessions"]):
-    from source_ui.sessions import EncryptedSessionInterface
+    from source_ui.sessions import EncryptedSessionInterface, SessionStore
 
-from fuzz.common import run
+from fuzz.common import remove_after_exit, run
 
 APP = Flask(__name__)
 APP.config["SESSION_COOKIE_NAME"] = "sdwm"
-SESSIONS = EncryptedSessionInterface(os.urandom(32), 1800)
+# A store of its own on the tmpfs, removed when the run ends.
+_FOLDER = Path(tempfile.mkdtemp(prefix="sdwm-fuzz-", dir="/dev/shm"))  # noqa: S108
+remove_after_exit(_FOLDER)
+STORE = SessionStore(_FOLDER / "sessions.sqlite", 1800, 7200, 1800)
+SESSIONS = EncryptedSessionInterface(os.urandom(32), 1800, STORE)
 
 
 def test(data: bytes) -> None:

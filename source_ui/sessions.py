@@ -144,9 +144,14 @@ class SessionStore:
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         # The file may have been swept after a day without writes (see _sweep): every
         # transaction makes sure it exists, private, with its tables.
-        os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
+        # Never open and close the file itself here: closing any descriptor of a file
+        # drops every POSIX lock this process holds on it, including the locks another
+        # thread's SQLite connection holds, and under load that corrupted the store
+        # ("disk I/O error", "database disk image is malformed"). SQLite creates the
+        # file; the folder is private (0700) and the mode is narrowed after.
         db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         try:
+            os.chmod(self.path, 0o600)
             db.execute("BEGIN IMMEDIATE")
             for statement in _SCHEMA:
                 db.execute(statement)
