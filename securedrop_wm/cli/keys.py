@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import shlex
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
@@ -167,15 +167,14 @@ def workstation_key() -> None:
 @click.pass_obj
 def workstation_key_set(state: _State, key_file: Path) -> None:
     """Pin KEY_FILE (the workstation's public key) in place of any earlier one."""
-    with _server_keys(state) as keys:
-        try:
-            change = keys.set_workstation(_read_key_file(key_file))
-        except SecureDropError as e:
-            raise _refused(key_file, e) from None
-        _report(change, "the workstation key")
-        if change.changed:
-            click.echo("Reply bundles signed by any other key are refused from now on.")
-            _after_change(keys, (WORKSTATION,))
+    _replace_key(
+        state,
+        key_file,
+        lambda keys, armored: keys.set_workstation(armored),
+        "the workstation key",
+        "Reply bundles signed by any other key are refused from now on.",
+        (WORKSTATION,),
+    )
 
 
 @workstation_key.command("show")
@@ -204,15 +203,35 @@ def team_key() -> None:
 @click.pass_obj
 def team_key_set(state: _State, key_file: Path) -> None:
     """Make KEY_FILE (a public key) the team key, in place of the current one."""
+    _replace_key(
+        state,
+        key_file,
+        lambda keys, armored: keys.set_team(armored),
+        "the team key",
+        "New reports are encrypted to it from now on.",
+        (TEAM, RESPONDERS),
+    )
+
+
+def _replace_key(
+    state: _State,
+    key_file: Path,
+    put: Callable[[ServerKeys, bytes], Change],
+    what: str,
+    consequence: str,
+    roles: tuple[str, ...],
+) -> None:
+    """Put KEY_FILE in the role named ``what`` (the team or the workstation key) with
+    ``put``, then say so and what follows; nothing changes if it holds that role already."""
     with _server_keys(state) as keys:
         try:
-            change = keys.set_team(_read_key_file(key_file))
+            change = put(keys, _read_key_file(key_file))
         except SecureDropError as e:
             raise _refused(key_file, e) from None
-        _report(change, "the team key")
+        _report(change, what)
         if change.changed:
-            click.echo("New reports are encrypted to it from now on.")
-            _after_change(keys, (TEAM, RESPONDERS))
+            click.echo(consequence)
+            _after_change(keys, roles)
 
 
 @click.group("responder-key")
