@@ -67,7 +67,11 @@ DEMO_KDF = {"kdf_memory_kib": 8192, "kdf_time_cost": 1}
 _EXPORT = re.compile(r"^export-\d{6}\.tar$")
 _BODY = re.compile(rb"<body[^>]*>")
 # Fixed English: the demo is no part of the product's catalogs.
-_BANNER = '<p class="demo-banner" role="note"><strong>\u26a0 DEMO</strong> \u2014 '
+# English on every page, an Arabic or Persian one too: lang and dir keep its punctuation
+# and the warning sign where an English reader expects them.
+_BANNER = (
+    '<p class="demo-banner" role="note" lang="en" dir="ltr"><strong>\u26a0 DEMO</strong> \u2014 '
+)
 _SOURCE_BANNER = (
     "a local demo with throwaway keys, not a real drop: never report anything real here. "
     'What you send is read on the demo workstation: <a href="{peer}">{peer}</a></p>'
