@@ -91,7 +91,13 @@ allow-loopback-pinentry
 """
 # A count in an agent's key file, in its advanced (``(sha1 #SALT# "COUNT")``) or its
 # canonical (``(4:sha18:SALTCOUNT-LEN:COUNT)``) S-expression form.
-_S2K_ADVANCED = re.compile(rb'\(\s*sha1\s+#[0-9A-Fa-f]{16}#\s+"?(\d+)"?\s*\)')
+# The 8-byte salt is written as hex (#...#), or, when its bytes happen to be printable,
+# as a quoted string, a token or a length-prefixed string: all four must be read.
+_S2K_ADVANCED = re.compile(
+    rb'\(\s*sha1\s+(?:#[0-9A-Fa-f]{16}#|"(?:[^"\\]|\\.)*"|8:.{8}|[^\s()"#|]+|\|[^|]*\|)'
+    rb'\s+"?(\d+)"?\s*\)',
+    re.DOTALL,
+)
 _S2K_CANONICAL = re.compile(rb"\(4:sha18:.{8}\d+:(\d+)\)", re.DOTALL)
 # Uploads are mostly already-compressed media; compressing costs CPU for little gain.
 # Nothing here relies on the trust database (always_trust): gpg must not check it at the

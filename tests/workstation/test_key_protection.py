@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from securedrop_wm import crypto
 from securedrop_wm.drop import Drop
 from securedrop_wm.errors import DecryptionError
 from securedrop_wm.workstation import importing
@@ -90,3 +91,15 @@ def test_a_weak_key_of_an_older_workstation_is_protected_again_at_its_next_unloc
         assert actions.count("key.protect") == 1
     finally:
         ws.close()
+
+
+@pytest.mark.parametrize(
+    "salt",
+    [b"#0102030405060708#", b'"abc\\"defg"', b"abcdefgh", b"|YWJjZGVmZ2g=|"],
+    ids=["hex", "quoted", "token", "base64"],
+)
+def test_the_count_is_read_whatever_form_the_random_salt_takes(salt: bytes) -> None:
+    # gpg-agent writes the 8 random salt bytes as hex only when they are not printable;
+    # a reader that knew only hex missed about one key in six (the test above flickered).
+    key_file = b"(protected openpgp-s2k3-ocb-aes ((sha1 " + salt + b' "65011712")#00#)'
+    assert crypto._S2K_ADVANCED.findall(key_file) == [b"65011712"]
