@@ -42,7 +42,7 @@ REPORT = "They published my home address on a talk page and keep restoring it. "
 REPLY = "We have read your report. Here is what we suggest you do first. " * 10
 
 
-def _median_ms(run: Callable[[], object], runs: int) -> tuple[float, float]:
+def median_ms(run: Callable[[], object], runs: int) -> tuple[float, float]:
     """Median and maximum wall time of ``run``, in milliseconds."""
     times = []
     for _ in range(runs):
@@ -91,21 +91,21 @@ def main() -> None:
                 client.close()
 
             first_report()  # warm the workers up
-            new_ms = _median_ms(first_report, runs)
-            login_ms = _median_ms(returning_login, runs)
+            new_ms = median_ms(first_report, runs)
+            login_ms = median_ms(returning_login, runs)
 
         peppers = drop.peppers
-        kdf_ms = _median_ms(lambda: derive(generate_codename(), peppers, settings.kdf), runs)
+        kdf_ms = median_ms(lambda: derive(generate_codename(), peppers, settings.kdf), runs)
         passphrase = secrets.token_hex(32)
-        key_ms = _median_ms(lambda: drop.gpg.create_key("bench source", passphrase), runs)
+        key_ms = median_ms(lambda: drop.gpg.create_key("bench source", passphrase), runs)
         out = base / "message.gpg"
-        encrypt_ms = _median_ms(
+        encrypt_ms = median_ms(
             lambda: drop.gpg.encrypt_bytes(REPORT.encode(), settings.responder_fingerprints, out),
             runs,
         )
         source_key = drop.gpg.create_key("bench reader", passphrase)
         drop.gpg.encrypt_bytes(REPLY.encode(), [source_key], out)
-        decrypt_ms = _median_ms(lambda: drop.gpg.decrypt_file(out, passphrase), runs)
+        decrypt_ms = median_ms(lambda: drop.gpg.decrypt_file(out, passphrase), runs)
         drop.close()
     finally:
         responders.close()

@@ -13,123 +13,67 @@ inodes (as :mod:`.store` says of its folder), the order of keys in the keybox, a
 any later gpg run sets to the second until the next key change: the folder's modification
 time (gpg's lock files) and the access times of what it reads (a source's secret key file
 when they read a reply) unless the file system is mounted ``noatime``.
+
+Source keys (``create_key(..., own_keybox=True)``) each have a keybox of their own, so
+that adding or removing one touches a bounded number of files (:mod:`.source_keys`).
+Helpers: :mod:`.gpg_support` (configuration, lock, coarsening), :mod:`.gpg_stream`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import fcntl
 import os
-import queue
-import re
-import shutil
-import subprocess
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import gnupg
 
+from . import source_keys
 from .errors import (
     CryptoError,
     DecryptionError,
     EncryptionError,
-    KeyExpiredError,
     KeyMissingError,
-    KeyUnusableError,
     OutputTooLargeError,
     StoreFullError,
 )
+from .gpg_stream import EncryptingWriter, Readable, _BytesReader
+from .gpg_support import (
+    _AGENT_CONF,
+    _CHUNK,
+    _ENCRYPT_ARGS,
+    _GPG_CONF,
+    _GPG_CONF_ADDED,
+    _HUMAN_AGENT_CONF,
+    _KEY_ATTEMPTS,
+    _S2K_ADVANCED,
+    _WORKSHOPS,
+    KeyInfo,
+    _add_missing_lines,
+    _calibrated_s2k_count,
+    _check_encryption_key,
+    _check_passwd,
+    _coarsen_home_times,
+    _day_start,
+    _drop_s2k_count,
+    _key_info,
+    _KeyringLock,
+    _no_space_left,
+    _reason,
+    _remove_stale_workshops,
+    _remove_workshop,
+    _run_tool,
+    _s2k_counts,
+    _verify_detached,
+    stop_agent,
+)
 from .store import coarsen_times
 
-_GPG_CONF = """\
-# Written by securedrop-wm. No network, no automatic key retrieval.
-no-auto-key-locate
-no-auto-key-retrieve
-# Trust is not used (recipients are pinned by fingerprint); skip the per-call trustdb check.
-no-auto-check-trustdb
-no-greeting
-no-comments
-no-emit-version
-personal-cipher-preferences AES256 AES192 AES
-# gpg would rewrite random_seed at every encryption, leaving in the home the exact time
-# of the last report or reply; the kernel's generator needs no seed file.
-no-random-seed-file
-# gpg's own dot-lock on the keybox creates and removes files in the home at every run,
-# setting the folder's time to the second of the last report. Every gpg started here
-# runs under _KeyringLock (readers shared, key changes exclusive), which is what guards
-# the keybox; the dot-lock added nothing but that time.
-lock-never
-"""
-# Lines a home made by an earlier release may lack, added when the home is opened.
-_GPG_CONF_ADDED = ("no-random-seed-file", "lock-never")
-# Passphrases are never cached: each decryption asks again (loopback pinentry).
-# The S2K count of the drop server's home is the minimum because every passphrase given
-# to it is a 256-bit value derived by Argon2id (kdf.py): no one guesses 2^256 values,
-# however cheap each guess, and stretching it again would cost about 2 s per source key
-# and add no strength. A home whose keys carry a human passphrase (the workstation's team
-# key) must not have that line: see _HUMAN_AGENT_CONF.
-_AGENT_CONF = """\
-default-cache-ttl 0
-max-cache-ttl 0
-allow-loopback-pinentry
-s2k-count 65536
-"""
-# For a home whose passphrases a person chose: no s2k-count, so gpg-agent protects keys
-# with its own calibrated count (about 300 million SHA-1 iterations here, some 300 ms):
-# each offline guess of a stolen key file costs that much, 4,500 times the minimum.
-_HUMAN_AGENT_CONF = """\
-default-cache-ttl 0
-max-cache-ttl 0
-allow-loopback-pinentry
-"""
-# A count in an agent's key file, in its advanced (``(sha1 #SALT# "COUNT")``) or its
-# canonical (``(4:sha18:SALTCOUNT-LEN:COUNT)``) S-expression form.
-# The 8-byte salt is written as hex (#...#), or, when its bytes happen to be printable,
-# as a quoted string, a token or a length-prefixed string: all four must be read.
-_S2K_ADVANCED = re.compile(
-    rb'\(\s*sha1\s+(?:#[0-9A-Fa-f]{16}#|"(?:[^"\\]|\\.)*"|8:.{8}|[^\s()"#|]+|\|[^|]*\|)'
-    rb'\s+"?(\d+)"?\s*\)',
-    re.DOTALL,
-)
-_S2K_CANONICAL = re.compile(rb"\(4:sha18:.{8}\d+:(\d+)\)", re.DOTALL)
-# Uploads are mostly already-compressed media; compressing costs CPU for little gain.
-# Nothing here relies on the trust database (always_trust): gpg must not check it at the
-# end of an encryption, which reads every key while the keyring lock is not held.
-_ENCRYPT_ARGS = ["--compress-algo", "none", "--no-encrypt-to", "--no-auto-check-trustdb"]
-_CHUNK = 64 * 1024
-# Under concurrent load gpg-agent now and then fails a new key's self-signature
-# ("signing failed: Inappropriate ioctl for device", about 1 creation in 100 in
-# bench/load.py): creation is tried again, with a new key.
-_KEY_ATTEMPTS = 3
-# The folder in a GnuPG home for the throwaway homes where keys are made (create_key),
-# and the age after which one can only have been left by a killed process.
-_WORKSHOPS = ".keygen"
-_WORKSHOP_STALE_SECONDS = 600
-
-
-class Readable(Protocol):
-    """Anything gpg can read plaintext from in chunks."""
-
-    def read(self, size: int = -1, /) -> bytes: ...
-
-
-@dataclass(frozen=True)
-class KeyInfo:
-    """What the keyring says about one public key."""
-
-    fingerprint: str
-    uids: tuple[str, ...]
-    expires: int | None
-    can_encrypt: bool
-    can_sign: bool
-    revoked: bool
+__all__ = ["EncryptingWriter", "GnuPG", "KeyInfo", "Readable", "_S2K_ADVANCED", "stop_agent"]
 
 
 class GnuPG:
@@ -200,8 +144,15 @@ class GnuPG:
 
         :raises KeyMissingError: if the keyring lacks it.
         """
+        keyrings = source_keys.keyring_args(self.home, [fingerprint])
         with self._keyring.hold():
-            armored = self._gpg.export_keys(fingerprint)
+            if keyrings:  # a source's own keybox: python-gnupg's export takes no options
+                argv = [self._binary, "--homedir", str(self.home), "--batch", *keyrings]
+                argv += ["--armor", "--export", fingerprint]
+                armored = _run_tool(argv, "gpg could not export the key").stdout
+                source_keys.settle(self.home, [fingerprint])
+            else:
+                armored = self._gpg.export_keys(fingerprint)
         if not armored:
             raise KeyMissingError(f"key {fingerprint} is not in the keyring")
         return str(armored)
@@ -239,28 +190,23 @@ class GnuPG:
         """
         now = time.time()
         for fpr in fingerprints:
-            info = self.key_info(fpr)
-            if info.revoked:
-                raise KeyExpiredError(f"key {fpr} is revoked")
-            if info.expires is not None and info.expires <= now:
-                day = time.strftime("%Y-%m-%d", time.gmtime(info.expires))
-                raise KeyExpiredError(f"key {fpr} expired on {day}")
-            if not info.can_encrypt:
-                raise KeyUnusableError(
-                    f"key {fpr} has no usable encryption subkey (expired or missing)"
-                )
+            _check_encryption_key(self.key_info(fpr), now)
 
     def create_key(
         self,
         name: str,
         passphrase: str | None,
         expire_days: int = 0,
+        *,
+        own_keybox: bool = False,
     ) -> str:
         """Create an Ed25519 signing key with a Curve25519 encryption subkey, dated to the
         start of the current UTC day (see the module doc); it can encrypt at once.
 
         :param passphrase: locks the secret key; ``None`` leaves it unprotected (only for
             keys a service must use unattended, such as the server's signing key).
+        :param own_keybox: give the key a keybox file of its own (a source's key, see the
+            module doc) instead of adding it to the home's keybox.
         :returns: the new fingerprint.
         :raises StoreFullError: the disk under the GnuPG home is full.
         """
@@ -283,7 +229,7 @@ class GnuPG:
             params["passphrase"] = passphrase
         for _ in range(_KEY_ATTEMPTS):
             try:
-                fingerprint, result = self._generate_dated(params)
+                fingerprint, result = self._generate_dated(params, own_keybox)
             except OSError as e:
                 if e.errno in (errno.ENOSPC, errno.EDQUOT):
                     raise StoreFullError("the disk is full") from None
@@ -294,7 +240,9 @@ class GnuPG:
                 raise StoreFullError("the disk is full")
         raise CryptoError(f"gpg could not create a key: {_reason(result)}")
 
-    def _generate_dated(self, params: dict[str, Any]) -> tuple[str | None, Any]:
+    def _generate_dated(
+        self, params: dict[str, Any], own_keybox: bool = False
+    ) -> tuple[str | None, Any]:
         """Generate a key in a throwaway home whose gpg and gpg-agent clocks stand still at
         the start of the UTC day, then move it into this home.
 
@@ -327,8 +275,18 @@ class GnuPG:
             maker = gnupg.GPG(gnupghome=str(workshop), gpgbinary=self._binary, options=faked)
             maker.encoding = "utf-8"
             made = maker.gen_key(maker.gen_key_input(**params))
-            if not made.fingerprint:
+            # A signing failure in the agent (see _KEY_ATTEMPTS) can also strike the
+            # revocation certificate, made after the key: such a key is made again, so
+            # that every key has one and a key creation always leaves the same files.
+            revocation = workshop / "openpgp-revocs.d" / f"{made.fingerprint}.rev"
+            if not made.fingerprint or not revocation.exists():
                 return None, made
+            if own_keybox:
+                # The throwaway home's keybox holds this key alone, dated to the day: it
+                # becomes the key's own keybox, with no gpg run and no exclusive lock.
+                with self._keyring.hold():
+                    source_keys.adopt(self.home, workshop, str(made.fingerprint))
+                return str(made.fingerprint), made
             public = maker.export_keys(made.fingerprint)
             with self._changing_keys():
                 for folder in ("private-keys-v1.d", "openpgp-revocs.d"):
@@ -347,13 +305,26 @@ class GnuPG:
             coarsen_times(workshops)  # the removal just set its times to the second
 
     def delete_key(self, fingerprint: str, secret_passphrase: str | None = None) -> None:
-        """Remove a key (its secret part first, when a passphrase is given)."""
+        """Remove a key (its secret part first, when a passphrase is given). A key with a
+        keybox of its own goes with its secret key files, passphrase or not."""
+        if source_keys.keybox(self.home, fingerprint).exists():
+            self.remove_source_keys([fingerprint])
+            return
         with self._changing_keys():
             if secret_passphrase is not None:
                 self._gpg.delete_keys(
                     fingerprint, secret=True, passphrase=secret_passphrase, expect_passphrase=True
                 )
             self._gpg.delete_keys(fingerprint)
+
+    def remove_source_keys(self, fingerprints: Sequence[str]) -> int:
+        """Remove source keys for good, without their passphrases: keybox (or entry in the
+        home's keybox, for a home made by an earlier release), secret key files and
+        revocation certificates. Linear in the number of keys, one coarsening at the end.
+
+        :returns: how many of the keys were found.
+        """
+        return source_keys.remove(self, self._binary, self._keyring, fingerprints)
 
     # -- passphrase protection -------------------------------------------------------
 
@@ -363,12 +334,7 @@ class GnuPG:
 
         :raises CryptoError: the agent could not be asked.
         """
-        argv = ["gpg-connect-agent", "--homedir", str(self.home), "GETINFO s2k_count_cal", "/bye"]
-        result = _run_tool(argv, "gpg-agent could not be asked")
-        for line in result.stdout.splitlines():
-            if line.startswith("D ") and line[2:].strip().isdigit():
-                return int(line[2:].strip())
-        raise CryptoError(f"gpg-agent did not say its S2K count: {result.stderr.strip()}")
+        return _calibrated_s2k_count(self.home)
 
     def s2k_counts(self, fingerprint: str) -> list[int]:
         """The S2K iteration count protecting each passphrase-protected secret (sub)key
@@ -378,26 +344,7 @@ class GnuPG:
         until its first use) counts as 0: the agent has not protected it yet. Keys with
         no passphrase are left out.
         """
-        argv = [self._binary, "--homedir", str(self.home), "--batch", "--with-colons"]
-        argv += ["--with-keygrip", "--list-secret-keys", fingerprint]
-        with self._keyring.hold():
-            listing = _run_tool(argv, "gpg could not list the secret key")
-            counts = []
-            for line in listing.stdout.splitlines():
-                fields = line.split(":")
-                if fields[0] != "grp" or len(fields) < 10:
-                    continue
-                path = self.home / "private-keys-v1.d" / f"{fields[9]}.key"
-                try:
-                    data = path.read_bytes()
-                except FileNotFoundError:
-                    continue
-                found = _S2K_ADVANCED.findall(data) or _S2K_CANONICAL.findall(data)
-                if found:
-                    counts.append(min(int(c) for c in found))
-                elif b"openpgp-native" in data:
-                    counts.append(0)
-        return counts
+        return _s2k_counts(self._binary, self.home, self._keyring, fingerprint)
 
     def reprotect_key(self, fingerprint: str, passphrase: str) -> None:
         """Protect the secret (sub)keys of ``fingerprint`` again with the same passphrase,
@@ -411,15 +358,7 @@ class GnuPG:
         argv += ["--pinentry-mode", "loopback", "--passphrase-fd", "0", "--passwd", fingerprint]
         with self._changing_keys():
             result = _run_tool(argv, "gpg could not be run to protect the key", passphrase)
-        # gpg --passwd exits 0 even when the agent refused the passphrase: its messages
-        # tell.
-        stderr = result.stderr
-        if "Bad passphrase" in stderr:
-            raise DecryptionError("the passphrase is wrong")
-        if result.returncode != 0 or "error changing" in stderr:
-            errors = [line[5:] for line in stderr.splitlines() if line.startswith("gpg: ")]
-            last = errors[-1] if errors else "no message"
-            raise CryptoError(f"gpg could not protect the key: {last}")
+        _check_passwd(result.returncode, result.stderr)
 
     # -- encryption -----------------------------------------------------------------
 
@@ -433,6 +372,7 @@ class GnuPG:
         # its output file only after that (GnuPG 2.2): an upload streaming for minutes
         # must not hold up the creation of new sources' keys.
         fresh = not output.exists()
+        keyrings = source_keys.keyring_args(self.home, recipients)
         release = self._keyring.hold_until(lambda: fresh and output.exists())
         try:
             result = self._gpg.encrypt_file(
@@ -441,7 +381,7 @@ class GnuPG:
                 armor=False,
                 always_trust=True,
                 output=str(output),
-                extra_args=_ENCRYPT_ARGS,
+                extra_args=[*_ENCRYPT_ARGS, *keyrings],
             )
         except (OSError, ValueError) as e:
             # gpg exits at once when its output cannot be written, and the copy into its
@@ -453,6 +393,8 @@ class GnuPG:
             raise EncryptionError(f"gpg could not be run: {e}") from None
         finally:
             release()
+            if keyrings:
+                source_keys.settle(self.home, recipients)
         if not result.ok:
             full = _no_space_left(output.parent)
             output.unlink(missing_ok=True)
@@ -470,16 +412,23 @@ class GnuPG:
         return EncryptingWriter(self, recipients, output)
 
     def decrypt_file(
-        self, path: Path, passphrase: str | None = None, max_output: int | None = None
+        self,
+        path: Path,
+        passphrase: str | None = None,
+        max_output: int | None = None,
+        *,
+        keys: Sequence[str] = (),
     ) -> bytes:
         """Decrypt a (small) file into memory.
 
+        :param keys: fingerprints of source keys that may be needed, whose own keyboxes
+            gpg must then read (the home's keybox is always read).
         :param max_output: the most bytes of plaintext accepted (gpg's ``--max-output``):
             OpenPGP data may be compressed, and a small file inflate without bound.
         :raises OutputTooLargeError: the plaintext is larger than ``max_output``.
         :raises DecryptionError: wrong passphrase, missing secret key or damaged data.
         """
-        return bytes(self._decrypt(path, passphrase, max_output, None).data)
+        return bytes(self._decrypt(path, passphrase, max_output, None, keys).data)
 
     def decrypt_to_file(
         self,
@@ -497,13 +446,18 @@ class GnuPG:
             raise
 
     def _decrypt(
-        self, source: Path, passphrase: str | None, max_output: int | None, output: Path | None
+        self,
+        source: Path,
+        passphrase: str | None,
+        max_output: int | None,
+        output: Path | None,
+        keys: Sequence[str] = (),
     ) -> Any:
-        extra_args = []
+        extra_args = source_keys.keyring_args(self.home, keys)
         if max_output is not None:
             if max_output < 1:  # gpg takes 0 for "no limit"
                 raise ValueError("max_output must be at least 1 byte")
-            extra_args = ["--max-output", str(max_output)]
+            extra_args += ["--max-output", str(max_output)]
         with source.open("rb") as f, self._keyring.hold():
             result = self._gpg.decrypt_file(
                 f,
@@ -512,6 +466,8 @@ class GnuPG:
                 output=None if output is None else str(output),
                 extra_args=extra_args,
             )
+        if keys:  # a source's key was read: its files say the day again
+            source_keys.settle(self.home, keys)
         # gpg reports DECRYPTION_OKAY before it stops at the limit (python-gnupg then
         # says ok): only its exit code and its messages tell a cut-off plaintext.
         stderr = result.stderr or ""
@@ -550,37 +506,7 @@ class GnuPG:
 
         :raises CryptoError: gpg could not be run.
         """
-        with tempfile.TemporaryDirectory(prefix="sdwm-sig-") as tmp:
-            sig_path = Path(tmp) / "manifest.sig"
-            sig_path.write_bytes(signature)
-            try:
-                with self._keyring.hold():
-                    result = subprocess.run(
-                        [
-                            self._binary,
-                            "--homedir",
-                            str(self.home),
-                            "--batch",
-                            "--no-tty",
-                            "--status-fd",
-                            "1",
-                            "--no-auto-key-retrieve",
-                            "--verify",
-                            str(sig_path),
-                            "-",
-                        ],
-                        input=data,
-                        capture_output=True,
-                        timeout=120,
-                        check=False,
-                    )
-            except (OSError, subprocess.TimeoutExpired) as e:
-                raise CryptoError(f"gpg could not be run to check the signature: {e}") from e
-        return [
-            line.split()[1:]
-            for line in result.stdout.decode("utf-8", "replace").splitlines()
-            if line.startswith("[GNUPG:] ") and len(line.split()) > 1
-        ]
+        return _verify_detached(self._binary, self.home, self._keyring, data, signature)
 
     @contextmanager
     def _changing_keys(self) -> Iterator[None]:
@@ -595,315 +521,3 @@ class GnuPG:
     def close(self) -> None:
         """Stop the gpg-agent of this home, if one was started."""
         stop_agent(self.home)
-
-
-class _KeyringLock:
-    """A readers-writer lock over one GnuPG home, between threads and processes (flock).
-
-    GnuPG 2.2 replaces ``pubring.kbx`` by two renames (current to backup, new to
-    current): a gpg that starts between them finds no keyring and fails. Under load a
-    new source's key creation made concurrent uploads and logins fail that way. So every
-    gpg that changes keys holds this lock exclusively and every gpg that reads them
-    holds it shared. A writer first takes a gate that readers pass through, so a steady
-    stream of readers cannot starve it.
-    """
-
-    def __init__(self, home: Path) -> None:
-        self._path = home / ".keyring.lock"
-        self._gate = home / ".keyring.gate"
-
-    def _acquire(self, exclusive: bool) -> int:
-        gate = os.open(self._gate, os.O_RDWR | os.O_CREAT, 0o600)
-        fd = -1
-        try:
-            fcntl.flock(gate, fcntl.LOCK_EX)
-            fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
-            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-        except BaseException:
-            if fd >= 0:
-                os.close(fd)
-            raise
-        finally:
-            os.close(gate)
-        return fd
-
-    @contextmanager
-    def hold(self, exclusive: bool = False) -> Iterator[None]:
-        """Hold the lock (shared unless ``exclusive``) for a block."""
-        fd = self._acquire(exclusive)
-        try:
-            yield
-        finally:
-            os.close(fd)
-
-    def hold_until(self, condition: Callable[[], bool]) -> Callable[[], None]:
-        """Take the lock shared until ``condition()`` turns true (polled) or the returned
-        function is called, whichever comes first."""
-        fd = self._acquire(False)
-        done = threading.Event()
-
-        def watch() -> None:
-            while not done.wait(0.005):
-                if condition():
-                    break
-            os.close(fd)
-
-        threading.Thread(target=watch, daemon=True).start()
-        return done.set
-
-
-class EncryptingWriter:
-    """A writable sink: each chunk written is handed to a gpg process encrypting to a file.
-
-    Memory is bounded by a small queue between the writer and gpg, whatever the size of
-    the stream. :meth:`close` waits for gpg and reports failure; :meth:`abort` discards.
-    """
-
-    _QUEUE_CHUNKS = 16
-
-    def __init__(self, gpg: GnuPG, recipients: Sequence[str], output: Path) -> None:
-        self.output = output
-        self.size = 0
-        self._queue: queue.Queue[bytes] = queue.Queue(self._QUEUE_CHUNKS)
-        self._error: BaseException | None = None
-        self._closed = False
-        self._reader = _QueueReader(self._queue)
-        self._thread = threading.Thread(target=self._run, args=(gpg, list(recipients)), daemon=True)
-        self._thread.start()
-
-    def _run(self, gpg: GnuPG, recipients: list[str]) -> None:
-        try:
-            gpg.encrypt_stream(self._reader, recipients, self.output)
-        except BaseException as e:  # noqa: BLE001 - handed to the writer's thread
-            self._error = e
-        finally:
-            self._reader.finished = True
-
-    def write(self, data: bytes) -> int:
-        """Queue ``data`` for encryption; blocks while gpg catches up."""
-        if self._closed:
-            raise ValueError("write to a closed EncryptingWriter")
-        for start in range(0, len(data), _CHUNK):
-            chunk = bytes(data[start : start + _CHUNK])
-            while True:
-                if not self._thread.is_alive():
-                    self._raise_failure()
-                try:
-                    self._queue.put(chunk, timeout=0.2)
-                    break
-                except queue.Full:
-                    continue
-        self.size += len(data)
-        return len(data)
-
-    def close(self) -> None:
-        """Finish the stream and wait for gpg.
-
-        :raises EncryptionError: or :class:`StoreFullError` when gpg failed.
-        """
-        if self._closed:
-            return
-        self._closed = True
-        self._put_end()
-        self._thread.join()
-        if self._error is not None:
-            self._raise_failure()
-
-    def abort(self) -> None:
-        """Stop and remove whatever was written. Safe to call more than once."""
-        if not self._closed:
-            self._closed = True
-            self._reader.cancelled = True
-            self._put_end()
-            self._thread.join()
-        self.output.unlink(missing_ok=True)
-
-    def _put_end(self) -> None:
-        while self._thread.is_alive():
-            try:
-                self._queue.put(b"", timeout=0.2)
-                return
-            except queue.Full:
-                continue
-
-    def _raise_failure(self) -> None:
-        self._closed = True
-        self.output.unlink(missing_ok=True)
-        error = self._error
-        if isinstance(error, CryptoError | StoreFullError):
-            raise error
-        raise EncryptionError(f"encryption stopped: {error}")
-
-    # Werkzeug's form parser treats the sink as a file object.
-    def seek(self, offset: int, whence: int = 0) -> int:
-        return self.size
-
-    def tell(self) -> int:
-        return self.size
-
-    def flush(self) -> None:
-        return None
-
-
-class _QueueReader:
-    """The read side of :class:`EncryptingWriter`: what python-gnupg copies into gpg."""
-
-    def __init__(self, chunks: queue.Queue[bytes]) -> None:
-        self._chunks = chunks
-        self.finished = False
-        self.cancelled = False
-        self._eof = False
-
-    def read(self, size: int = -1) -> bytes:
-        if self._eof:
-            return b""
-        chunk = self._chunks.get()
-        if not chunk or self.cancelled:
-            self._eof = True
-            # A cancelled stream must not end as a valid ciphertext: make gpg fail.
-            if self.cancelled:
-                raise OSError("upload cancelled")
-            return b""
-        return chunk
-
-    def close(self) -> None:
-        return None
-
-
-class _BytesReader:
-    def __init__(self, data: bytes) -> None:
-        self._view = memoryview(data)
-        self._pos = 0
-
-    def read(self, size: int = -1) -> bytes:
-        size = len(self._view) if size < 0 else size
-        chunk = self._view[self._pos : self._pos + size]
-        self._pos += len(chunk)
-        return bytes(chunk)
-
-    def close(self) -> None:
-        return None
-
-
-def _key_info(key: dict[str, Any]) -> KeyInfo:
-    """A key as python-gnupg lists it; upper-case capabilities are the usable ones."""
-    cap = key.get("cap", "")
-    return KeyInfo(
-        fingerprint=str(key["fingerprint"]),
-        uids=tuple(key.get("uids", [])),
-        expires=int(key["expires"]) if key.get("expires") else None,
-        can_encrypt="E" in cap,
-        can_sign="S" in cap,
-        revoked=key.get("trust") == "r",
-    )
-
-
-def stop_agent(home: Path) -> None:
-    """Stop the gpg-agent of the GnuPG home ``home``, if one was started."""
-    with contextlib.suppress(OSError):
-        subprocess.run(
-            ["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            check=False,
-        )
-
-
-def _run_tool(
-    argv: list[str], failure: str, stdin: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    """Run a GnuPG tool (up to 5 min); return its exit code, output and messages.
-
-    :raises CryptoError: it could not be run, or did not end in time (``failure``).
-    """
-    given = None if stdin is None else stdin + "\n"
-    try:
-        return subprocess.run(argv, input=given, capture_output=True, text=True, timeout=300)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        raise CryptoError(f"{failure}: {e}") from None
-
-
-def _add_missing_lines(conf: Path, lines: tuple[str, ...]) -> None:
-    """Append to a gpg.conf the ``lines`` it does not have yet (an older release's home)."""
-    present = {line.strip() for line in conf.read_text().splitlines()}
-    missing = [line for line in lines if line not in present]
-    if missing:
-        with conf.open("a") as f:
-            f.write("".join(f"{line}\n" for line in missing))
-
-
-def _drop_s2k_count(conf: Path) -> bool:
-    """Take any ``s2k-count`` line out of a gpg-agent.conf; return whether there was one."""
-    lines = conf.read_text().splitlines(keepends=True)
-    kept = [line for line in lines if line.split()[:1] != ["s2k-count"]]
-    if kept == lines:
-        return False
-    conf.write_text("".join(kept))
-    return True
-
-
-def _remove_stale_workshops(workshops: Path) -> None:
-    """Remove throwaway homes left by a process killed while it made a key."""
-    for workshop in workshops.iterdir():
-        try:
-            stale = time.time() - workshop.stat().st_mtime > _WORKSHOP_STALE_SECONDS
-        except FileNotFoundError:  # its maker just removed it
-            continue
-        if stale:
-            _remove_workshop(workshop)
-
-
-def _remove_workshop(workshop: Path) -> None:
-    """Stop a throwaway home's agent and remove the home (it holds a public key only)."""
-    subprocess.run(
-        ["gpgconf", "--homedir", str(workshop), "--kill", "gpg-agent"],
-        capture_output=True,
-        check=False,
-    )
-    shutil.rmtree(workshop, ignore_errors=True)
-
-
-def _day_start(timestamp: float) -> int:
-    return int(timestamp) // 86_400 * 86_400
-
-
-def _coarsen_home_times(home: Path) -> None:
-    """Day-coarsen the times of a GnuPG home, of its key folders and of all they hold."""
-    for folder in (home, home / "private-keys-v1.d", home / "openpgp-revocs.d"):
-        try:
-            entries = list(os.scandir(folder))
-            coarsen_times(folder)
-        except FileNotFoundError:
-            continue
-        for entry in entries:
-            if entry.is_symlink():
-                continue
-            try:
-                coarsen_times(Path(entry.path))
-            except FileNotFoundError:  # a lock file gpg just removed
-                continue
-
-
-# Less free space than this after gpg failed to write means the disk was full: gpg
-# writes in blocks of a few KiB, so a failed write leaves a remainder smaller than one.
-_FULL_BELOW_BYTES = 1 << 20
-
-
-def _no_space_left(folder: Path) -> bool:
-    """Whether the file system holding ``folder`` is (all but) full."""
-    try:
-        st = os.statvfs(folder)
-    except OSError:
-        return False
-    return st.f_bavail * st.f_frsize < _FULL_BELOW_BYTES
-
-
-def _reason(result: Any) -> str:
-    status = getattr(result, "status", None) or ""
-    stderr = getattr(result, "stderr", "") or ""
-    for line in stderr.splitlines():
-        if "No space left" in line:
-            return "no space left on device"
-        if line.startswith("gpg: ") and "WARNING" not in line:
-            return f"{status or 'error'}: {line[5:].strip()}"
-    return str(status or "unknown error")

@@ -136,3 +136,9 @@ class ClientKeyError(OnionError):
 class PublicationTimeoutError(OnionError):
     """Tor did not upload the service's descriptor in time. The service has been
     removed again; nothing stays half-published."""
+
+
+class SourceRemovedError(SourceNotFoundError):
+    """Raised when a codename's source existed but was removed by the retention rules
+    (never reported within ``unused_source_days``, or everything of it gone for
+    ``source_retention_days``): a UI tells the source their data was removed."""

@@ -34,6 +34,9 @@ class Source(Base):
     designation: Mapped[str] = mapped_column(String(80), unique=True)
     key_fingerprint: Mapped[str] = mapped_column(String(40))
     created_day: Mapped[dt.date] = mapped_column(Date)
+    # The day of the source's latest report; None: never filed one (removed after
+    # ``unused_source_days``, see retention.py).
+    last_report_day: Mapped[dt.date | None] = mapped_column(Date, default=None)
 
     reports: Mapped[list[Report]] = relationship(
         back_populates="source", cascade="all, delete-orphan"
@@ -50,7 +53,7 @@ class Report(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     uuid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
-    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"))
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"), index=True)
     created_day: Mapped[dt.date] = mapped_column(Date)
     urgent: Mapped[bool] = mapped_column(Boolean, default=False)
     acknowledged: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -70,7 +73,7 @@ class Submission(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     uuid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
-    report_id: Mapped[int] = mapped_column(ForeignKey("reports.id", ondelete="CASCADE"))
+    report_id: Mapped[int] = mapped_column(ForeignKey("reports.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(16))
     store_name: Mapped[str] = mapped_column(String(64), unique=True)
     size: Mapped[int] = mapped_column(Integer)
@@ -88,7 +91,7 @@ class Reply(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     uuid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
-    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"))
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"), index=True)
     store_name: Mapped[str] = mapped_column(String(64), unique=True)
     size: Mapped[int] = mapped_column(Integer)
     created_day: Mapped[dt.date] = mapped_column(Date)
@@ -96,6 +99,18 @@ class Reply(Base):
     origin: Mapped[str] = mapped_column(String(16), default="cli")
 
     source: Mapped[Source] = relationship(back_populates="replies")
+
+
+class SourceTombstone(Base):
+    """What stays of a removed source, for ``tombstone_days``: its lookup id (derived
+    from the codename by Argon2id) and the day, so that logging in again says the
+    source's data was removed rather than "not recognized"."""
+
+    __tablename__ = "source_tombstones"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    lookup_id: Mapped[str] = mapped_column(String(64), unique=True)
+    removed_day: Mapped[dt.date] = mapped_column(Date)
 
 
 class BundleRecord(Base):

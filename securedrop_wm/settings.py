@@ -66,7 +66,29 @@ class Settings:
     default_language: str = "en"
     purge_acknowledged_after_days: int = 0
     source_key_expiry_days: int = 0
+    # Retention (securedrop-wm maintain, daily): a source that filed no report is removed
+    # when its creation day is this many days old (at least 2: days are coarse).
+    unused_source_days: int = 7
+    # A source whose submissions and replies are all gone: removed this long after its
+    # last report.
+    source_retention_days: int = 365
+    # A report row whose ciphertexts are all purged: removed this long after its day.
+    report_retention_days: int = 90
+    # A reply the source has not deleted: removed this long after it arrived.
+    reply_retention_days: int = 180
+    # What stays of a removed source (its lookup id, so that a login says "removed"):
+    # removed this long after.
+    tombstone_days: int = 365
     gpg_binary: str = "gpg"
+    # Bounded work per request (docs/server.md, "Bounded work per request"): file parts a
+    # report may carry, and the two lanes of Argon2id derivations and key creation each
+    # worker process runs (how many at once, how many may wait, and for how long).
+    max_files_per_report: int = 30
+    new_source_concurrency: int = 1
+    new_source_queue: int = 6
+    returning_source_concurrency: int = 2
+    returning_source_queue: int = 8
+    lane_wait_seconds: int = 15
 
 
 _INT_FIELDS = {
@@ -77,6 +99,19 @@ _INT_FIELDS = {
     "session_max_minutes": (1, 24 * 60),
     "purge_acknowledged_after_days": (0, 3650),
     "source_key_expiry_days": (0, 36500),
+    # Sources are dated to the day: 1 could remove a source made a minute ago.
+    "unused_source_days": (2, 3650),
+    "source_retention_days": (1, 36500),
+    "report_retention_days": (1, 36500),
+    "reply_retention_days": (1, 36500),
+    "tombstone_days": (1, 36500),
+    # The source UI parses at most 200 parts per form (MAX_FORM_PARTS): room for fields.
+    "max_files_per_report": (1, 150),
+    "new_source_concurrency": (1, 64),
+    "new_source_queue": (0, 1024),
+    "returning_source_concurrency": (1, 64),
+    "returning_source_queue": (0, 1024),
+    "lane_wait_seconds": (1, 600),
 }
 
 #: Every key config.toml may hold (``None``: a value; else the keys of that table).

@@ -24,10 +24,11 @@ from .errors import (
     ReportTooLargeError,
     SecureDropError,
     SourceNotFoundError,
+    SourceRemovedError,
 )
 from .filenames import hidden_characters
 from .kdf import SourceId, SourcePassphrase, derive
-from .models import Reply, Report, Source, Submission
+from .models import Reply, Report, Source, SourceTombstone, Submission
 from .vocabulary import Category, Urgency
 
 MESSAGE_SCHEMA = 1
@@ -95,8 +96,12 @@ def create_source(drop: Drop, codename: Codename) -> SourceLogin:
     :raises SourceCollisionError: if the codename's lookup id is taken.
     """
     derived = derive(codename, drop.peppers, drop.settings.kdf)
+    # A keybox of its own (crypto.py): adding a source costs the same at 10 or 10,000.
     fingerprint = drop.gpg.create_key(
-        "securedrop-wm source", derived.passphrase, drop.settings.source_key_expiry_days
+        "securedrop-wm source",
+        derived.passphrase,
+        drop.settings.source_key_expiry_days,
+        own_keybox=True,
     )
     try:
         with drop.sessions.begin() as db:
@@ -117,11 +122,21 @@ def create_source(drop: Drop, codename: Codename) -> SourceLogin:
 def login_source(drop: Drop, codename: Codename) -> SourceLogin:
     """Find the source of ``codename``.
 
+    :raises SourceRemovedError: the source of this codename was removed by the retention
+        rules (retention.py); a subclass of :class:`SourceNotFoundError`.
     :raises SourceNotFoundError: no source has this codename.
     """
     derived = derive(codename, drop.peppers, drop.settings.kdf)
     with drop.sessions() as db:
         found = db.scalar(select(Source.id).where(Source.lookup_id == derived.source_id))
+        removed = found is None and (
+            db.scalar(
+                select(SourceTombstone.id).where(SourceTombstone.lookup_id == derived.source_id)
+            )
+            is not None
+        )
+    if removed:
+        raise SourceRemovedError("the data of this codename's source was removed")
     if found is None:
         raise SourceNotFoundError("no source has this codename")
     return SourceLogin(derived.source_id, derived.passphrase)
@@ -215,6 +230,7 @@ def submit_report(
             report = Report(
                 source=source, created_day=drop.today(), urgent=fields.urgency != Urgency.ROUTINE
             )
+            source.last_report_day = report.created_day
             for f in files:
                 name = drop.store.commit(f.writer.output)
                 committed.append(name)
@@ -243,12 +259,16 @@ def submit_report(
 def list_replies(drop: Drop, login: SourceLogin) -> list[ReplyText]:
     """Decrypt the source's replies with their key, oldest first, in memory only."""
     with drop.sessions() as db:
-        replies = db.scalars(
-            select(Reply).join(Source).where(Source.lookup_id == login.source_id).order_by(Reply.id)
+        rows = db.execute(
+            select(Reply, Source.key_fingerprint)
+            .join(Source)
+            .where(Source.lookup_id == login.source_id)
+            .order_by(Reply.id)
         ).all()
     out = []
-    for reply in replies:
-        data = drop.gpg.decrypt_file(drop.store.path(reply.store_name), login.passphrase)
+    for reply, fingerprint in rows:
+        path = drop.store.path(reply.store_name)
+        data = drop.gpg.decrypt_file(path, login.passphrase, keys=[fingerprint])
         text = data.decode("utf-8", "replace")
         out.append(ReplyText(reply.uuid, text, reply.created_day.isoformat()))
     return out

@@ -1,7 +1,7 @@
 """The drop server's commands: ``init``, ``serve``, ``serve-transfer``, ``export``,
-``import-replies``, ``audit-heads``, ``purge``, ``list-sources``, ``add-reply``, ``clean-orphans``,
-``transfer-token`` and ``transfer-client`` (docs/server.md, docs/bundles.md,
-docs/transfer.md)."""
+``import-replies``, ``audit-heads``, ``purge``, ``maintain``, ``list-sources``,
+``add-reply``, ``clean-orphans``, ``transfer-token`` and ``transfer-client``
+(docs/server.md, docs/bundles.md, docs/transfer.md)."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ from ..onion import (
     remove_authorized_client,
 )
 from ..onion import generate_client_keypair as new_keypair
+from ..retention import maintain
 from ..server import run_gunicorn
 from ..settings import load_settings
 from ..sources import add_reply
@@ -141,7 +142,7 @@ def check_config(state: _Context, secrets_path: Path | None) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=int)
-@click.option("--threads", default=4, show_default=True, type=int)
+@click.option("--threads", default=16, show_default=True, type=int)
 @click.option(
     "--onion",
     is_flag=True,
@@ -282,6 +283,16 @@ def audit_heads_command(state: _Context) -> None:
 def purge_command(state: _Context) -> None:
     """Purge acknowledged submissions whose retention period has run out."""
     click.echo(f"purged {purge_acknowledged(state.drop())} acknowledged ciphertext(s)")
+
+
+@main.command("maintain")
+@click.pass_obj
+def maintain_command(state: _Context) -> None:
+    """Run the due retention: purge acknowledged ciphertext, remove expired replies and
+    report rows, sources that never reported or have nothing left (with their keys),
+    and expired tombstones (docs/configuration.md). Run daily by a systemd timer."""
+    for line in maintain(state.drop()).lines():
+        click.echo(line)
 
 
 @main.group("transfer-token")

@@ -1,5 +1,6 @@
-"""One door to GnuPG: only securedrop_wm/crypto.py starts gpg (or its agent tools), never
-through a shell; and the air-gapped workstation's bundle code does not load the server's."""
+"""One door to GnuPG: only securedrop_wm/crypto.py (and the helpers split from it,
+``GPG_MODULES``) starts gpg (or its agent tools), never through a shell; and the
+air-gapped workstation's bundle code does not load the server's."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from pathlib import Path
 import securedrop_wm
 
 PACKAGE = Path(securedrop_wm.__file__).parent
+# crypto.py and the modules split from it, which only it imports.
+GPG_MODULES = ("crypto.py", "gpg_support.py", "gpg_stream.py", "source_keys.py")
 # The calls that start a process.
 _STARTERS = {
     ("subprocess", "run"),
@@ -69,7 +72,7 @@ def _side_doors() -> list[str]:
             )
             if starter in ("os.system", "os.popen", "asyncio.create_subprocess_shell") or shell:
                 found.append(f"{where}:{node.lineno}: a shell ({starter or 'shell=True'})")
-            elif starter and path.name != "crypto.py" and _mentions_gpg(node):
+            elif starter and path.name not in GPG_MODULES and _mentions_gpg(node):
                 found.append(f"{where}:{node.lineno}: starts gpg outside crypto.py")
     return found
 

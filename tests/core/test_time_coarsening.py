@@ -60,7 +60,12 @@ def _times_of_day_written(root: Path, start: float, end: float) -> set[tuple[str
     for path in root.rglob("*"):
         if not path.is_file() or path.is_symlink():
             continue
-        data = path.read_bytes()
+        # O_NOATIME: reading must not give the file an access time of its own (relatime
+        # would), which no later key change re-dates since source keys have keyboxes of
+        # their own (crypto.py) and a change re-dates only what it touched.
+        fd = os.open(path, os.O_RDONLY | os.O_NOATIME)
+        with os.fdopen(fd, "rb") as f:
+            data = f.read()
         blobs = [data]
         for block in _ARMOR.findall(data):
             blobs.append(base64.b64decode(b"".join(block.split()), validate=False))
@@ -78,9 +83,10 @@ def _times_of_day_written(root: Path, start: float, end: float) -> set[tuple[str
 
 def _key_times(gpg_home: Path) -> dict[str, tuple[int, int | None]]:
     """Fingerprint to (creation, expiry) of every key and subkey, as gpg lists them
-    (``--with-colons`` fields 6 and 7)."""
+    (``--with-colons`` fields 6 and 7), sources' own keyboxes included."""
+    keyrings = [f"--keyring={p}" for p in sorted((gpg_home / "sources").glob("*.kbx"))]
     out = subprocess.run(
-        ["gpg", "--homedir", str(gpg_home), "--batch", "--with-colons", "--list-keys"],
+        ["gpg", "--homedir", str(gpg_home), "--batch", "--with-colons", *keyrings, "--list-keys"],
         capture_output=True,
         text=True,
         check=True,
