@@ -14,6 +14,7 @@ from securedrop_wm.settings import Settings
 from securedrop_wm.sources import MAX_TEXT_CHARS
 
 from .i18n import init_i18n
+from .lanes import LANES, Lanes
 from .security import init_security
 from .sessions import EncryptedSessionInterface, SessionStore, session_store_path
 from .uploads import UploadRequest, init_uploads
@@ -67,7 +68,8 @@ def create_app(
         settings.languages,
         settings.default_language,
     )
-    init_uploads(app)
+    init_uploads(app, store)
+    app.extensions[LANES] = Lanes.from_settings(settings)
 
     from .views import main, source
 

@@ -15,7 +15,7 @@ from securedrop_wm.errors import StoreFullError
 from securedrop_wm.sources import MAX_TEXT_CHARS
 
 from .sessions import SessionStore
-from .uploads import UPLOAD_ENDPOINT
+from .uploads import UPLOAD_ENDPOINT, form_token_spent_here
 from .views.source import files_too_large_message, had_files, report_from_request
 
 # What the source UI adds to the shared HTML headers. The drop is a public onion: ask
@@ -60,6 +60,8 @@ def init_security(app: Flask, store: SessionStore) -> None:
         if request.method != "POST":
             return
         token = session.pop("csrf_token", None)
+        if isinstance(token, str) and form_token_spent_here(token):
+            return  # spent before the upload's first file part started (uploads.py)
         if not isinstance(token, str) or not store.spend(token):
             raise CSRFError("form token already used")
 

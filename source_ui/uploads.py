@@ -6,21 +6,34 @@ logged-in source, that stream is an :class:`~securedrop_wm.crypto.EncryptingWrit
 memory stays flat whatever the file size, and only ciphertext reaches the disk. Every
 other file part is counted and dropped. Whatever is not committed by the end of the
 request is removed.
+
+The work a request can start is bounded: the form's single-use token is checked (and
+spent) before the first file part starts a gpg, each file part is finished before the
+next one starts (one gpg per request at a time), and a report with more file parts than
+``max_files_per_report`` is refused at the first part too many, with nothing kept.
 """
 
 from __future__ import annotations
 
 import io
+from collections.abc import Callable, Sequence
 from typing import IO, Any
 
 from flask import Flask, current_app, g, request, session
 from flask.wrappers import Request
-from werkzeug.formparser import FormDataParser
+from flask_wtf.csrf import CSRFError, validate_csrf
+from werkzeug.datastructures import FileStorage, MultiDict
+from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.formparser import FormDataParser, MultiPartParser
+from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 
-from sdwm_web.services import DROP, service
+from sdwm_web.services import DROP, SETTINGS, service
 from securedrop_wm.drop import Drop
 from securedrop_wm.errors import ReportError
+from securedrop_wm.settings import Settings
 from securedrop_wm.sources import PendingFile, abort_files, start_file
+
+from .sessions import SessionStore
 
 UPLOAD_ENDPOINT = "source.submit"
 # How much of the body to ask the server for at once. Werkzeug asks for 64 KiB; gunicorn
@@ -28,6 +41,24 @@ UPLOAD_ENDPOINT = "source.submit"
 # fast upload cost the worker about 2 CPU-s per 500 MiB, more than gpg. Asking for a
 # megabyte at a time took that to about 1.4 (bench/upload.py).
 _BODY_READ_SIZE = 1024 * 1024
+#: Where :func:`init_uploads` keeps the store that spends form tokens.
+FORM_TOKENS = "source_ui.form_tokens"
+
+#: The form fields parsed before a file part: (name, value) in the order they came.
+Fields = Sequence[tuple[str, str]]
+
+
+class TooManyFilesError(Exception):
+    """A report with more file parts than ``max_files_per_report``: refused whole.
+
+    Carries the form's text fields parsed so far (the report form sends them before its
+    files), so the form can come back with what the source typed.
+    """
+
+    def __init__(self, limit: int, fields: Fields) -> None:
+        super().__init__(f"more than {limit} files in one report")
+        self.limit = limit
+        self.fields = dict(fields)
 
 
 class _RawBody(io.RawIOBase):
@@ -45,8 +76,78 @@ class _RawBody(io.RawIOBase):
         return len(data)
 
 
+class _FieldsFirstMultiPartParser(MultiPartParser):
+    """Werkzeug's multipart parser (3.1), which also tells the stream factory of a file
+    part the fields parsed before it: that is where the form token is, so it is checked
+    before any file part starts work. The loop is Werkzeug's, with ``fields=`` added."""
+
+    def start_file_streaming(self, event: File, total_content_length: int | None) -> IO[bytes]:
+        factory: Callable[..., IO[bytes]] = self.stream_factory
+        return factory(
+            total_content_length=total_content_length,
+            filename=event.filename,
+            content_type=event.headers.get("content-type"),
+            content_length=0,
+            fields=tuple(self._fields),
+        )
+
+    def parse(
+        self, stream: IO[bytes], boundary: bytes, content_length: int | None
+    ) -> tuple[MultiDict[str, str], MultiDict[str, FileStorage]]:
+        current_part: Field | File
+        field_size: int | None = None
+        container: Any = None
+        decoder = MultipartDecoder(
+            boundary, max_form_memory_size=self.max_form_memory_size, max_parts=self.max_form_parts
+        )
+        self._fields: list[tuple[str, str]] = []
+        files: list[tuple[str, FileStorage]] = []
+        while True:
+            data = stream.read(self.buffer_size)
+            decoder.receive_data(data or None)
+            event = decoder.next_event()
+            while not isinstance(event, Epilogue | NeedData):
+                if isinstance(event, Field):
+                    current_part, field_size, container = event, 0, []
+                elif isinstance(event, File):
+                    current_part, field_size = event, None
+                    container = self.start_file_streaming(event, content_length)
+                elif isinstance(event, Data):
+                    if self.max_form_memory_size is not None and field_size is not None:
+                        field_size += len(event.data)
+                        if field_size > self.max_form_memory_size:
+                            raise RequestEntityTooLarge()
+                    if isinstance(container, list):
+                        container.append(event.data)
+                    else:
+                        container.write(event.data)
+                    if not event.more_data:
+                        if isinstance(current_part, Field):
+                            charset = self.get_part_charset(current_part.headers)
+                            value = b"".join(container).decode(charset, "replace")
+                            self._fields.append((current_part.name, value))
+                        else:
+                            container.seek(0)
+                            files.append(
+                                (
+                                    current_part.name,
+                                    FileStorage(
+                                        container,
+                                        current_part.filename,
+                                        current_part.name,
+                                        headers=current_part.headers,
+                                    ),
+                                )
+                            )
+                event = decoder.next_event()
+            if not data:
+                break
+        return self.cls(self._fields), self.cls(files)
+
+
 class _BulkReadFormDataParser(FormDataParser):
-    """Parses forms as Werkzeug does, pulling the body from the server in large reads."""
+    """Parses forms as Werkzeug does, pulling the body from the server in large reads,
+    telling each file part's stream factory the fields that came before it."""
 
     def parse(
         self,
@@ -57,6 +158,25 @@ class _BulkReadFormDataParser(FormDataParser):
     ) -> Any:
         buffered = io.BufferedReader(_RawBody(stream), _BODY_READ_SIZE)
         return super().parse(buffered, mimetype, content_length, options)
+
+    def _parse_multipart(
+        self,
+        stream: IO[bytes],
+        mimetype: str,
+        content_length: int | None,
+        options: dict[str, str],
+    ) -> Any:
+        parser = _FieldsFirstMultiPartParser(
+            stream_factory=self.stream_factory,
+            max_form_memory_size=self.max_form_memory_size,
+            max_form_parts=self.max_form_parts,
+            cls=self.cls,
+        )
+        boundary = options.get("boundary", "").encode("ascii")
+        if not boundary:
+            raise ValueError("Missing boundary")
+        form, files = parser.parse(stream, boundary, content_length)
+        return stream, form, files
 
 
 class _Discard:
@@ -96,11 +216,34 @@ class UploadRequest(Request):
         content_type: str | None,
         filename: str | None = None,
         content_length: int | None = None,
+        fields: Fields = (),
     ) -> IO[bytes]:
         # Werkzeug types this as IO[bytes] but only writes, seeks and reads the stream:
         # our sinks have exactly those methods, not all of IO's (hence the ignores).
-        if self.endpoint != UPLOAD_ENDPOINT or "sid" not in session or not filename:
+        if (
+            self.endpoint != UPLOAD_ENDPOINT
+            or "sid" not in session
+            or not filename
+            or g.get("upload_refused")
+        ):
             return _Discard()  # type: ignore[return-value]
+        parts = g.get("file_parts", 0) + 1
+        g.file_parts = parts
+        limit = service(current_app, SETTINGS, Settings).max_files_per_report
+        if parts > limit:
+            g.upload_refused = True
+            abort_files(g.pop("pending_files", []))
+            raise TooManyFilesError(limit, fields)
+        if parts == 1:
+            try:
+                _spend_form_token(fields)
+            except CSRFError:
+                g.upload_refused = True
+                raise
+        files = pending_files()
+        if files:
+            # One gpg per request at a time: the previous part is complete, finish it.
+            files[-1].writer.close()
         try:
             pending = start_file(service(current_app, DROP, Drop), filename)
         except ReportError as e:
@@ -108,6 +251,30 @@ class UploadRequest(Request):
             return _Discard()  # type: ignore[return-value]
         g.setdefault("pending_files", []).append(pending)
         return pending.writer  # type: ignore[return-value]
+
+
+def _spend_form_token(fields: Fields) -> None:
+    """Check the form's token among the fields parsed so far and spend it, before a file
+    part starts any work; the CSRF hooks then see it spent by this request.
+
+    :raises CSRFError: when the token is missing, invalid, expired or spent.
+    """
+    name = current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
+    posted = next((value for key, value in fields if key == name), None)
+    try:
+        validate_csrf(posted)
+    except ValueError as e:  # wtforms.ValidationError, untyped
+        raise CSRFError(e.args[0]) from None
+    token = session.get("csrf_token")
+    store = current_app.extensions[FORM_TOKENS]
+    if not isinstance(token, str) or not isinstance(store, SessionStore) or not store.spend(token):
+        raise CSRFError("form token already used")
+    g.form_token_spent = token
+
+
+def form_token_spent_here(token: str) -> bool:
+    """Whether this request already spent ``token`` (while its file parts arrived)."""
+    return bool(g.get("form_token_spent") == token)
 
 
 def pending_files() -> list[PendingFile]:
@@ -126,8 +293,10 @@ def upload_errors() -> list[ReportError]:
     return errors
 
 
-def init_uploads(app: Flask) -> None:
-    """Make sure no half-written ciphertext outlives its request."""
+def init_uploads(app: Flask, tokens: SessionStore) -> None:
+    """Make sure no half-written ciphertext outlives its request; ``tokens`` spends the
+    form token of an upload before its first file part."""
+    app.extensions[FORM_TOKENS] = tokens
 
     @app.teardown_request
     def _discard_uncommitted(_exc: BaseException | None) -> None:

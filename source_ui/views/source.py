@@ -15,7 +15,7 @@ from flask import (
     session,
     url_for,
 )
-from flask_babel import format_decimal
+from flask_babel import format_decimal, ngettext
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 
@@ -34,6 +34,7 @@ from securedrop_wm.errors import (
     ReportError,
     ReportTooLargeError,
     SourceNotFoundError,
+    SourceRemovedError,
 )
 from securedrop_wm.kdf import SourceId, SourcePassphrase
 from securedrop_wm.settings import Settings
@@ -52,7 +53,8 @@ from securedrop_wm.sources import (
 from securedrop_wm.translations import N_, language_name
 from securedrop_wm.vocabulary import Category, Urgency
 
-from ..uploads import form_value, pending_files, upload_errors
+from ..lanes import LANES, Busy, Lanes
+from ..uploads import TooManyFilesError, form_value, pending_files, upload_errors
 
 bp = Blueprint("source", __name__)
 
@@ -77,6 +79,40 @@ def had_files() -> bool:
 
 def _drop() -> Drop:
     return service(current_app, DROP, Drop)
+
+
+def _lanes() -> Lanes:
+    return service(current_app, LANES, Lanes)
+
+
+def busy_message(busy: Busy) -> str:
+    """Why a request was not served now, and when to try again."""
+    return ngettext(
+        "Many people are using the drop right now. Please try again in %(num)d second.",
+        "Many people are using the drop right now. Please try again in %(num)d seconds.",
+        busy.retry_after,
+    )
+
+
+def busy_response(body: str, busy: Busy) -> Any:
+    """A 503 whose ``Retry-After`` says when the lane should have room."""
+    response = current_app.make_response((body, 503))
+    response.headers["Retry-After"] = str(busy.retry_after)
+    return response
+
+
+def busy_page(busy: Busy, retry_form: str | None = None) -> Any:
+    """The light "busy, try again" page: a link back to this page, or a form posting to
+    ``retry_form`` again (with a fresh token)."""
+    from flask import request
+
+    page = render_template(
+        "busy.html",
+        message=busy_message(busy),
+        retry_form=retry_form,
+        retry_url=request.full_path if request.method == "GET" else url_for("main.index"),
+    )
+    return busy_response(page, busy)
 
 
 def _rotate_csrf() -> None:
@@ -157,6 +193,7 @@ def generate() -> Any:
     return render_template(
         "generate.html",
         codename=codename,
+        unused_days=_drop().settings.unused_source_days,
         codename_language=language,
         codename_languages={code: language_name(code) for code in offered},
     )
@@ -170,7 +207,13 @@ def create() -> Any:
         flash(_("Your codename was not found. Here is a new one."), "error")
         return redirect(url_for("source.generate"))
     try:
-        login = create_source(_drop(), Codename(codename))
+        with _lanes().new_source.slot():
+            login = create_source(_drop(), Codename(codename))
+    except Busy as busy:
+        # Not created: the same codename, which the source has written down, stays ready.
+        session["pending_codename"] = codename
+        _rotate_csrf()
+        return busy_page(busy, retry_form=url_for("source.create"))
     except SourceCollisionError:
         # The same codename posted twice (a replayed form): it is someone's already.
         raise CSRFError("codename already created") from None
@@ -189,7 +232,19 @@ def login() -> Any:
     settings = service(current_app, SETTINGS, Settings)
     try:
         codename = parse_codename(form_value("codename"), settings.codename_words)
-        found = login_source(_drop(), codename)
+        with _lanes().returning.slot():
+            found = login_source(_drop(), codename)
+    except Busy as busy:
+        _rotate_csrf()
+        page = render_template("login.html", error=busy_message(busy), **_resumed_report())
+        return busy_response(page, busy)
+    except SourceRemovedError:
+        _rotate_csrf()
+        message = _(
+            "The reports and replies of this codename were removed from the server after "
+            "the retention period. You can start again with a new codename."
+        )
+        return render_template("login.html", error=message, **_resumed_report()), 401
     except (CodenameError, SourceNotFoundError):
         _rotate_csrf()
         return (
@@ -245,7 +300,12 @@ def submit() -> Any:
         reply_language=form["reply_language"] or "en",
     )
     try:
-        receipt = submit_report(_drop(), _login(), fields, files)
+        with _lanes().returning.slot():
+            receipt = submit_report(_drop(), _login(), fields, files)
+    except Busy as busy:
+        abort_files(files)
+        page, _code = _form_error(context, form, busy_message(busy), 503, had_files=bool(files))
+        return busy_response(page, busy)
     except ReportTooLargeError:
         return _form_error(context, form, files_too_large_message(), 413)
     except EmptyReportError:
@@ -261,6 +321,26 @@ def submit() -> Any:
     _rotate_csrf()
     session["receipt"] = {"files": receipt.files, "danger": receipt.danger}
     return redirect(url_for("source.thanks"))
+
+
+@bp.errorhandler(TooManyFilesError)
+def too_many_files(e: TooManyFilesError) -> Any:
+    """A report with more files than the drop takes: refused whole, at the first file
+    too many (uploads.py), with the text the source typed and why."""
+    context = {"categories": category_labels(), "urgencies": urgency_labels()}
+    form = {k: str(e.fields.get(k, "")).strip().replace("\r\n", "\n") for k in REPORT_FIELDS}
+    return _form_error(context, form, too_many_files_message(e.limit), 413, had_files=True)
+
+
+def too_many_files_message(limit: int) -> str:
+    """Why a report's files were refused for their number, naming the limit."""
+    return ngettext(
+        "You attached more files than this drop accepts: at most %(num)d file in one "
+        "report. Nothing was kept: send the others in another report.",
+        "You attached more files than this drop accepts: at most %(num)d files in one "
+        "report. Nothing was kept: send the others in another report.",
+        limit,
+    )
 
 
 def files_too_large_message() -> str:
@@ -285,10 +365,18 @@ def _file_refusal(error: ReportError) -> str:
     return str(error)
 
 
-def _form_error(context: dict[str, Any], form: dict[str, str], message: str, code: int) -> Any:
-    """The report form again, with what the source typed and why it was refused."""
+def _form_error(
+    context: dict[str, Any],
+    form: dict[str, str],
+    message: str,
+    code: int,
+    had_files: bool = False,
+) -> tuple[str, int]:
+    """The report form again, with what the source typed and why it was refused
+    (``had_files``: and that the attached files must be attached again)."""
     _rotate_csrf()
-    return render_template("submit.html", **context, form=form, error=message), code
+    page = render_template("submit.html", **context, form=form, error=message, had_files=had_files)
+    return page, code
 
 
 @bp.get("/thanks")
@@ -305,7 +393,12 @@ def thanks() -> Any:
 @login_required
 def replies() -> Any:
     """Replies from the responders, decrypted for this source only, on the fly."""
-    return render_template("replies.html", replies=list_replies(_drop(), _login()))
+    try:
+        with _lanes().returning.slot():
+            found = list_replies(_drop(), _login())
+    except Busy as busy:
+        return busy_page(busy)
+    return render_template("replies.html", replies=found)
 
 
 @bp.post("/replies/<reply_uuid>/delete")
