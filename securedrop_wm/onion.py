@@ -5,7 +5,10 @@ onion service and the transfer API as a second one with v3 client authorization,
 manages the authorized clients, reports Tor's status and stops cleanly.
 
 A service's keys live in a *key dir* (:mod:`securedrop_wm.onion_keys`, whose public
-names are importable from here too). See ``docs/onion.md``.
+names are importable from here too); its defences are read by
+:mod:`securedrop_wm.onion_defences` (``load_defences`` and ``DEFENCES_FILE`` are
+importable from here too); stem and launched-tor helpers are in
+:mod:`securedrop_wm.tor_process`. See ``docs/onion.md``.
 
 Usage::
 
@@ -16,18 +19,13 @@ Usage::
 
 from __future__ import annotations
 
-import collections
 import contextlib
-import os
 import re
-import signal
-import socket
 import subprocess
 import threading
 import time
-import warnings
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -48,6 +46,7 @@ from .errors import (
     TorNotRunningError,
     TorTooOldError,
 )
+from .onion_defences import DEFENCES_FILE, add_onion_arguments, load_defences
 from .onion_keys import (
     AuthorizedClient,
     ClientKeypair,
@@ -60,10 +59,21 @@ from .onion_keys import (
     service_address,
     write_public_files,
 )
+from .tor_process import (
+    TorOutput,
+    close_controller,
+    connect_launched,
+    probe,
+    quiet_stem,
+    start_tor,
+    terminate,
+    tor_errors,
+)
 
 __all__ = [
     "MIN_CLIENT_AUTH_VERSION",
     "MIN_TOR_VERSION",
+    "DEFENCES_FILE",
     "AuthorizedClient",
     "ClientKeyError",
     "ClientKeypair",
@@ -81,6 +91,7 @@ __all__ = [
     "ensure_service_key",
     "generate_client_keypair",
     "list_authorized_clients",
+    "load_defences",
     "remove_authorized_client",
     "require_tor_version",
     "service_address",
@@ -91,9 +102,6 @@ MIN_TOR_VERSION = "0.3.5.7"
 #: Oldest tor whose ADD_ONION takes ``ClientAuthV3``.
 MIN_CLIENT_AUTH_VERSION = "0.4.6.1"
 _TARGET = re.compile(r"unix:/[^\s,]+|[A-Za-z0-9.\-]+:\d{1,5}|\[[0-9A-Fa-f:.]+\]:\d{1,5}")
-_STOP_GRACE = 5.0
-# How many of its last output lines a tor of ours keeps in memory, for error messages.
-_TOR_OUTPUT_LINES = 200
 
 
 @dataclass(frozen=True)
@@ -108,6 +116,8 @@ class OnionService:
     ports: tuple[tuple[int, str], ...]
     #: Whether only authorized clients can reach it.
     client_auth: bool
+    #: The defences it was published with (torrc option: value), see :func:`load_defences`.
+    defences: Mapping[str, int] = field(default_factory=dict, hash=False)
 
     @property
     def address(self) -> str:
@@ -169,7 +179,7 @@ class Onion:
         self._upload_failures: dict[str, str] = {}
         self._uploaded = threading.Condition()
         try:
-            with _tor_errors("report its version and descriptor uploads"):
+            with tor_errors("report its version and descriptor uploads"):
                 version = str(controller.get_version())
                 controller.add_event_listener(self._on_hs_desc, stem.control.EventType.HS_DESC)
             self.tor_version = version
@@ -196,8 +206,8 @@ class Onion:
         """
         where = str(socket_path) if socket_path else f"{host}:{control_port}"
         try:
-            _probe(host, control_port, socket_path)
-            with _quiet_stem():
+            probe(host, control_port, socket_path)
+            with quiet_stem():
                 if socket_path is not None:
                     controller = stem.control.Controller.from_socket_file(str(socket_path))
                 else:
@@ -207,10 +217,10 @@ class Onion:
         try:
             controller.authenticate(password=password)
         except stem.connection.AuthenticationFailure as exc:
-            _close_controller(controller)
+            close_controller(controller)
             raise TorAuthenticationError(f"tor at {where} refused authentication: {exc}") from exc
         except stem.SocketError as exc:
-            _close_controller(controller)
+            close_controller(controller)
             raise TorNotRunningError(f"tor at {where} closed the connection: {exc}") from exc
         return cls(controller)
 
@@ -235,45 +245,12 @@ class Onion:
             ``wait_for_bootstrap``, for tor to be 100% bootstrapped.
         :raises TorLaunchError: tor would not start, or did not bootstrap in time.
         """
-        data_dir = Path(data_dir).resolve()
+        process, socket_path, output = start_tor(data_dir, tor_cmd, config)
         try:
-            data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-            data_dir.chmod(0o700)
-        except OSError as exc:
-            raise TorLaunchError(f"cannot create tor data dir {data_dir}: {exc}") from exc
-        socket_path = data_dir / "control.sock"
-        if len(str(socket_path)) > 100:
-            raise TorLaunchError(f"tor data dir path too long for a control socket: {data_dir}")
-        options: dict[str, str | Sequence[str]] = {
-            "DataDirectory": str(data_dir),
-            "ControlSocket": str(socket_path),
-            "CookieAuthentication": "1",
-            "SocksPort": "0",
-            # Tor's log names onion addresses, times and failures: kept in this process's
-            # memory (for an error message), never written to the data dir.
-            "Log": "notice stdout",
-            "__OwningControllerProcess": str(os.getpid()),
-            **(config or {}),
-        }
-        torrc = data_dir / "torrc"
-        torrc.write_text(_torrc_text(options))
-        with contextlib.suppress(FileNotFoundError):
-            socket_path.unlink()
-        try:
-            process = subprocess.Popen(
-                [tor_cmd, "-f", str(torrc), "--ignore-missing-torrc"],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-            )
-        except OSError as exc:
-            raise TorLaunchError(f"cannot run {tor_cmd}: {exc}") from exc
-        output = _TorOutput(process)
-        try:
-            controller = _connect_launched(process, socket_path, output, timeout)
+            controller = connect_launched(process, socket_path, output, timeout)
             onion = cls(controller, process=process)
         except BaseException:
-            _terminate(process)
+            terminate(process)
             raise
         if wait_for_bootstrap:
             try:
@@ -287,7 +264,7 @@ class Onion:
 
     def status(self) -> TorStatus:
         """Tor's version and bootstrap progress, and which services are published."""
-        with _tor_errors("report its bootstrap status"):
+        with tor_errors("report its bootstrap status"):
             phase = str(self._controller.get_info("status/bootstrap-phase"))
         progress = re.search(r"PROGRESS=(\d+)", phase)
         summary = re.search(r'SUMMARY="([^"]*)"', phase)
@@ -313,6 +290,7 @@ class Onion:
         ports: Mapping[int, int | str],
         *,
         client_auth: bool = False,
+        defences: Mapping[str, int] | None = None,
         await_publication: bool = True,
         timeout: float = 90.0,
     ) -> OnionService:
@@ -324,12 +302,17 @@ class Onion:
 
         :param ports: virtual port to target: a local port number, ``"host:port"``
             or ``"unix:/path"``.
+        :param defences: Tor's onion-service defences, ``{torrc option: value}`` as
+            :func:`load_defences` gives them: proof-of-work and stream limits go to tor
+            with the service; the intro-point DoS defence, which ADD_ONION cannot
+            carry, only in a torrc (production, docs/onion.md).
         :param await_publication: return only once tor has uploaded the descriptor.
         :raises KeyFileError: the key is unreadable, corrupt, too open, or does not
             match the address recorded in ``key_dir``.
         :raises ClientKeyError: ``client_auth`` without an authorized client, or
             authorized clients in a key dir published without ``client_auth``.
-        :raises TorTooOldError: ``client_auth`` on a tor that cannot do it.
+        :raises TorTooOldError: ``client_auth`` on a tor that cannot do it, or
+            ``defences`` that its ADD_ONION does not take (an older tor).
         :raises PublicationTimeoutError: the descriptor was not uploaded in time.
         """
         key_dir = Path(key_dir)
@@ -349,20 +332,28 @@ class Onion:
         known_id = known_address.removesuffix(".onion") if known_address else None
         if known_id in self._services:
             raise OnionError(f"{known_address} is published already")
+        defences = dict(defences or {})
+        flags, keywords = add_onion_arguments(defences)
         command = [
             f"ADD_ONION ED25519-V3:{blob}",
-            "Flags=DiscardPK,V3Auth" if client_auth else "Flags=DiscardPK",
+            "Flags=" + ",".join(["DiscardPK", *(["V3Auth"] if client_auth else []), *flags]),
+            *keywords,
             *(f"Port={virtual},{target}" for virtual, target in port_pairs),
             *(f"ClientAuthV3={c.public_key}" for c in clients if client_auth),
         ]
         started = time.monotonic()
-        with _tor_errors("publish the onion service"):
+        with tor_errors("publish the onion service"):
             reply = self._controller.msg(" ".join(command))
         if not reply.is_ok():
+            if "Unrecognized keyword argument" in str(reply):
+                raise TorTooOldError(
+                    f"tor {self.tor_version} cannot publish an onion service with these "
+                    f"defences ({reply}): use a newer tor (Debian's 0.4.9.11 takes them)"
+                )
             raise OnionError(f"tor refused to publish the onion service from {key_dir}: {reply}")
         stem.response.convert("ADD_ONION", reply)
         service_id = str(reply.service_id)
-        service = OnionService(service_id, key_dir, port_pairs, client_auth)
+        service = OnionService(service_id, key_dir, port_pairs, client_auth, defences)
         self._services[service_id] = service
         try:
             if known_id is not None and known_id != service_id:
@@ -439,7 +430,13 @@ class Onion:
         if service.service_id not in self._services:
             return service  # not live: the key dir change is all there is to do
         self.unpublish(service)
-        return self.publish(service.key_dir, dict(service.ports), client_auth=True, timeout=timeout)
+        return self.publish(
+            service.key_dir,
+            dict(service.ports),
+            client_auth=True,
+            defences=service.defences,
+            timeout=timeout,
+        )
 
     # -- stopping ---------------------------------------------------------------
 
@@ -447,10 +444,10 @@ class Onion:
         """Remove this Onion's services, close the connection, and stop our own tor."""
         for service in list(self._services.values()):
             self.unpublish(service)
-        _close_controller(self._controller)
+        close_controller(self._controller)
         if self._process is not None:
             # Closing the owning control connection makes our tor exit by itself.
-            _terminate(self._process)
+            terminate(self._process)
 
     def __enter__(self) -> Onion:
         return self
@@ -497,7 +494,7 @@ class Onion:
                     )
                 self._uploaded.wait(min(left, 1.0))
 
-    def _wait_bootstrapped(self, timeout: float, output: _TorOutput) -> None:
+    def _wait_bootstrapped(self, timeout: float, output: TorOutput) -> None:
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -516,48 +513,6 @@ class Onion:
             time.sleep(0.2)
 
 
-@contextlib.contextmanager
-def _tor_errors(action: str) -> Iterator[None]:
-    """Turn stem's errors into ours."""
-    try:
-        yield
-    except stem.SocketClosed as exc:
-        raise TorNotRunningError(f"tor went away while asked to {action}") from exc
-    except stem.ControllerError as exc:
-        raise OnionError(f"tor could not {action}: {exc}") from exc
-
-
-@contextlib.contextmanager
-def _quiet_stem() -> Iterator[None]:
-    """Silence stem 1.8's use of ``Thread.setDaemon`` (deprecated since Python 3.10)
-    where stem starts threads: opening and closing a controller."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings(
-            "ignore", r"setDaemon\(\) is deprecated", DeprecationWarning, r"stem\."
-        )
-        yield
-
-
-def _probe(host: str, port: int, socket_path: Path | None) -> None:
-    """Check that something listens before stem connects: stem leaks its socket
-    when the connection is refused.
-
-    :raises OSError: nothing listens.
-    """
-    if socket_path is not None:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(10)
-            sock.connect(str(socket_path))
-    else:
-        with socket.create_connection((host, port), timeout=10):
-            pass
-
-
-def _close_controller(controller: Any) -> None:
-    with _quiet_stem(), contextlib.suppress(stem.SocketError, OSError):
-        controller.close()
-
-
 def _port_pairs(ports: Mapping[int, int | str]) -> tuple[tuple[int, str], ...]:
     if not ports:
         raise ValueError("an onion service needs at least one port")
@@ -570,81 +525,3 @@ def _port_pairs(ports: Mapping[int, int | str]) -> tuple[tuple[int, str], ...]:
             raise ValueError(f"invalid port target {target!r}")
         pairs.append((virtual, text))
     return tuple(pairs)
-
-
-def _torrc_text(options: Mapping[str, str | Sequence[str]]) -> str:
-    lines = []
-    for key, value in options.items():
-        for item in [value] if isinstance(value, str) else value:
-            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key) or "\n" in item or "\r" in item:
-                raise ValueError(f"invalid torrc option {key} {item!r}")
-            lines.append(f"{key} {item}\n")
-    return "".join(lines)
-
-
-def _connect_launched(
-    process: subprocess.Popen[bytes], socket_path: Path, output: _TorOutput, timeout: float
-) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        if process.poll() is not None:
-            raise TorLaunchError(f"tor exited at start: {output.last_words()}")
-        try:
-            _probe("", 0, socket_path)
-            with _quiet_stem():
-                controller = stem.control.Controller.from_socket_file(str(socket_path))
-            break
-        except (OSError, stem.SocketError):
-            if time.monotonic() > deadline:
-                raise TorLaunchError(f"tor opened no control socket within {timeout:g}s") from None
-            time.sleep(0.1)
-    try:
-        # The torrc names this process as owner: stem takes ownership here, so
-        # tor exits once this connection closes.
-        controller.authenticate()
-    except (stem.connection.AuthenticationFailure, stem.SocketError) as exc:
-        _close_controller(controller)
-        raise TorLaunchError(f"cannot authenticate to our own tor: {exc}") from exc
-    return controller
-
-
-def _terminate(process: subprocess.Popen[bytes]) -> None:
-    """Wait for our tor to exit; SIGTERM, then SIGKILL, if it does not."""
-    for sig in (None, signal.SIGTERM, signal.SIGKILL):
-        if sig is not None and process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                process.send_signal(sig)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(_STOP_GRACE)
-            return
-
-
-class _TorOutput:
-    """The last lines a tor of ours wrote to its stdout (its log), in memory only: read
-    by a thread for as long as tor runs, so that tor never blocks on a full pipe."""
-
-    def __init__(self, process: subprocess.Popen[bytes]) -> None:
-        self._lines: collections.deque[str] = collections.deque(maxlen=_TOR_OUTPUT_LINES)
-        self._thread = threading.Thread(
-            target=self._read, args=(process,), name="tor-output", daemon=True
-        )
-        self._thread.start()
-
-    def _read(self, process: subprocess.Popen[bytes]) -> None:
-        assert process.stdout is not None
-        with process.stdout:
-            for line in process.stdout:
-                self._lines.append(line.decode(errors="replace").rstrip())
-
-    def last_words(self) -> str:
-        """Tor's last warning and last error (which says only "see warnings above"), for
-        the message of a failed launch."""
-        self._thread.join(0.5)  # what tor wrote as it exited
-        lines = list(self._lines)
-        said = [
-            next((line.strip() for line in reversed(lines) if f"[{level}]" in line), "")
-            for level in ("warn", "err")
-        ]
-        return " / ".join(line for line in said if line) or (
-            lines[-1].strip() if lines else "tor said nothing"
-        )

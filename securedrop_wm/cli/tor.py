@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import click
 
-from ..onion import Onion, OnionError
+from ..onion import Onion, OnionError, load_defences
 from ..settings import load_settings
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -96,8 +96,9 @@ def serve_behind_onion(
     tor_options: dict[str, Any],
 ) -> None:
     """Run ``securedrop-wm <child_args>`` (a gunicorn server on 127.0.0.1:``port``) in a
-    child process and publish it as the onion whose key is ``<data_dir>/onion/<name>``
-    until a signal or Ctrl-C; then unpublish it, stop the server and any tor started here.
+    child process and publish it as the onion whose key is ``<data_dir>/onion/<name>``,
+    with the defences of section ``name`` of ``onion_defences.ini``, until a signal or
+    Ctrl-C; then unpublish it, stop the server and any tor started here.
 
     The server runs in a child so that gunicorn's forked workers never share the tor
     control connection (a worker that exits would otherwise take the service down).
@@ -123,7 +124,11 @@ def serve_behind_onion(
         _wait_listening(child, port)
         onion = _open_tor(tor_options, settings.data_dir / "onion" / f"tor-{name}", extra)
         service = onion.publish(
-            key_dir, {80: port}, client_auth=client_auth, timeout=tor_options["tor_timeout"]
+            key_dir,
+            {80: port},
+            client_auth=client_auth,
+            defences=load_defences(name),
+            timeout=tor_options["tor_timeout"],
         )
         click.echo(f"{label} published at http://{service.address}/ (key in {key_dir})")
         _watch(child, onion)
