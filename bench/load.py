@@ -52,14 +52,16 @@ def _gpg_baseline(home: Path, fingerprint: str, work: Path) -> float:
     return 64 / seconds
 
 
-def _new_drop(base: Path, team_key: Path) -> Path:
-    """A data dir made by the real ``securedrop-wm init``, production KDF parameters."""
+def new_drop(base: Path, team_key: Path, checkout: Path | None = None) -> Path:
+    """A data dir made by the real ``securedrop-wm init``, production KDF parameters: this
+    checkout's, or that of the checkout ``checkout`` (``python -m`` imports from there)."""
     data = base / "data"
     subprocess.run(
         [sys.executable, "-m", "securedrop_wm", "init", "--data-dir", str(data)]
         + ["--responder-key", str(team_key)],
         check=True,
         capture_output=True,
+        cwd=checkout,
     )
     return data
 
@@ -85,7 +87,7 @@ def main() -> None:
         for config in args.servers.split(","):
             workers, threads = (int(x) for x in config.split("x"))
             run_dir = base / config
-            data = _new_drop(run_dir, team_key)
+            data = new_drop(run_dir, team_key)
             with LiveServer(data / "config.toml", free_port(), workers, threads) as server:
                 result = run_load(
                     server.url,

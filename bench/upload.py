@@ -13,6 +13,10 @@ Run from the repository root (about a minute; 2 GiB of free disk for 500 MiB):
 
     python bench/upload.py                 # 50 MiB and 500 MiB, 3 uploads each
     python bench/upload.py --sizes 5,50 --repeat 1
+    python bench/upload.py --against 04244f4   # and the same uploads to that commit
+
+With ``--against REF``, a git checkout of REF serves a second drop of its own, side by
+side: each round uploads to both, so the two are compared under the same load.
 
 Printed per size: the upload's wall time (request sent to 302 received, the commit and
 fsync included) and the raw gpg time; the gunicorn worker that handled the upload (the
@@ -43,7 +47,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 # Runs as ``python bench/upload.py``: the repository root holds the test helpers it reuses.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 from securedrop_wm.crypto import GnuPG  # noqa: E402
 from tests.live import LiveServer, free_port  # noqa: E402
@@ -190,6 +195,7 @@ class Row:
     size_mib: int
     uploads: list[Upload]
     gpg_runs: list[GpgRun]
+    against: list[Upload] = field(default_factory=list)
 
     @property
     def upload_s(self) -> float:
@@ -253,8 +259,8 @@ def _self_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def new_drop(base: Path) -> tuple[Path, list[str]]:
-    """A data dir made by the real ``securedrop-wm init`` for a team key and one responder."""
+def responder_keys(base: Path) -> list[Path]:
+    """A team key and one responder's, exported to files."""
     responders = GnuPG(base / "responders")
     try:
         keys = []
@@ -264,11 +270,16 @@ def new_drop(base: Path) -> tuple[Path, list[str]]:
             keys[-1].write_text(responders.export_public_key(fingerprint))
     finally:
         responders.close()
+    return keys
+
+
+def new_drop(base: Path, keys: list[Path], checkout: Path = ROOT) -> tuple[Path, list[str]]:
+    """A data dir made by ``checkout``'s own ``securedrop-wm init`` for ``keys``."""
     data = base / "data"
     command = [sys.executable, "-m", "securedrop_wm", "init", "--data-dir", str(data), *FAST_KDF]
     for key in keys:
         command += ["--responder-key", str(key)]
-    subprocess.run(command, check=True, capture_output=True)
+    subprocess.run(command, check=True, capture_output=True, cwd=checkout)
     config = (data / "config.toml").read_text()
     line = next(x for x in config.splitlines() if x.startswith("responder_fingerprints"))
     return data, [part.strip(' "') for part in line.split("[")[1].rstrip("]").split(",")]
@@ -316,15 +327,18 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=3, help="uploads per size (best kept)")
     parser.add_argument("--keep", action="store_true", help="keep the throwaway dir")
+    parser.add_argument("--against", help="a git ref whose checkout serves a second drop")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
 
     base = Path(tempfile.mkdtemp(prefix="sdwm-bench-upload-", dir="/tmp"))
     rows: list[Row] = []
     encrypted = base / "plain.gpg"
+    limit = str((max(sizes) + 16) * MIB)
+    older = base / "against"
     try:
-        data, recipients = new_drop(base)
-        limit = str((max(sizes) + 16) * MIB)
+        keys = responder_keys(base)
+        data, recipients = new_drop(base, keys)
         server = LiveServer(
             data / "config.toml",
             free_port(),
@@ -332,6 +346,24 @@ def main() -> None:
             log_dir=base / "logs",
             env={"SDWM_MAX_REPORT_BYTES": limit},
         )
+        other: tuple[LiveServer, HttpSource, Path] | None = None
+        if args.against:
+            subprocess.run(
+                ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(older), args.against],
+                check=True,
+                capture_output=True,
+            )
+            other_data, _ = new_drop(base / "run-against", keys, older)
+            other_server = LiveServer(
+                other_data / "config.toml",
+                free_port(),
+                workers=args.workers,
+                log_dir=base / "logs-against",
+                env={"SDWM_MAX_REPORT_BYTES": limit},
+                cwd=older,
+            ).start()
+            other = (other_server, HttpSource(other_server.url, {}), other_data)
+            other[1].new_codename()
         with server:
             source = HttpSource(server.url, {})
             source.new_codename()
@@ -347,19 +379,33 @@ def main() -> None:
                     row.gpg_runs.append(raw_gpg(data / "gnupg", recipients, plain, encrypted))
                     row.uploads.append(upload_once(server, source, data, size, seed=n))
                     delete_stored(data)
+                    if other is not None:
+                        row.against.append(upload_once(*other[:2], other[2], size, seed=n))
+                        delete_stored(other[2])
                 row.gpg_runs.append(raw_gpg(data / "gnupg", recipients, plain, encrypted))
                 plain.unlink()
                 rows.append(row)
                 print(f"  {size_mib} MiB done", file=sys.stderr)
             source.close()
+            if other is not None:
+                other[1].close()
+                other[0].stop()
     finally:
-        for home in (base / "data" / "gnupg", base / "responders"):
+        for home in (base / "data" / "gnupg", base / "run-against/data/gnupg", base / "responders"):
             subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], check=False)
+        if args.against:
+            subprocess.run(
+                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(older)],
+                capture_output=True,
+                check=False,
+            )
         if args.keep:
             print(f"kept {base}", file=sys.stderr)
         else:
             shutil.rmtree(base, ignore_errors=True)
     report(rows, args.workers, args.repeat)
+    if args.against:
+        report_against(rows, args.against)
 
 
 def delete_stored(data: Path) -> None:
@@ -409,6 +455,21 @@ def report(rows: list[Row], workers: int, repeat: int) -> None:
             f"({'meets' if ok_time else 'MISSES'} <= {RATIO_TARGET}x); worker grew "
             f"{r.growth_mib:.1f} MiB ({'meets' if ok_memory else 'MISSES'}"
             f" < {GROWTH_TARGET_MIB} MiB)"
+        )
+
+
+def report_against(rows: list[Row], ref: str) -> None:
+    """This checkout's uploads beside the same uploads to ``ref``, best and median."""
+    print(f"\nthis checkout vs {ref}, same uploads interleaved (target: at most 1.15x):")
+    for r in rows:
+        best = r.upload_s / min(u.seconds for u in r.against)
+        median = statistics.median(u.seconds for u in r.uploads) / statistics.median(
+            u.seconds for u in r.against
+        )
+        growth = max(u.peak_kib - u.before_kib for u in r.against) / 1024
+        print(
+            f"{r.size_mib:>4} MiB: {r.upload_s:.2f} s vs {min(u.seconds for u in r.against):.2f} s"
+            f" = {best:.2f}x (median {median:.2f}x); {ref}'s worker grew {growth:.1f} MiB"
         )
 
 

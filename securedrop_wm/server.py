@@ -6,8 +6,15 @@ of them gunicorn has no setting for (no banner, headers and silence on its own e
 
 from __future__ import annotations
 
+import errno
 import os
+import resource
+import selectors
+import time
+from collections import deque
 from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +22,9 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.http import errors as http_errors
 from gunicorn.http import wsgi as gunicorn_wsgi
 from gunicorn.util import write_nonblock
-from gunicorn.workers.gthread import ThreadWorker
+from gunicorn.workers.gthread import TConn, ThreadWorker
 
+from .connections import ConnectionLimits, PacedSocket, head_is_ready
 from .settings import CONFIG_ENV
 
 # What any response of any app carries, gunicorn's own error responses included: never
@@ -58,8 +66,24 @@ def _bannerless_headers(resp: Any) -> list[str]:
 _default_headers = gunicorn_wsgi.Response.default_headers
 
 
+@dataclass
+class _Head:
+    """A connection whose request head is still arriving, read by the event loop."""
+
+    conn: Any
+    deadline: float
+    buffer: bytearray = field(default_factory=bytearray)
+
+
+# How much of a head the event loop reads at once.
+_HEAD_READ_SIZE = 16 * 1024
+# File descriptors a worker may hold: one per connection, stalled ones included.
+_WANTED_FILES = 65536
+
+
 class DropWorker(ThreadWorker):  # type: ignore[misc]
-    """gunicorn's gthread worker that names no server and keeps its own errors quiet.
+    """gunicorn's gthread worker that names no server, keeps its own errors quiet, and
+    gives a thread only to a request that has arrived (:mod:`.connections`).
 
     gunicorn sends ``Server: gunicorn`` before any header the app sets, and answers a
     request it cannot parse itself: a bare page without the security headers, and a
@@ -69,11 +93,103 @@ class DropWorker(ThreadWorker):  # type: ignore[misc]
     or a probe, and neither belongs on the server's disk or journal.
     """
 
+    limits = ConnectionLimits()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._heads: dict[Any, _Head] = {}
+        self._head_order: deque[_Head] = deque()  # by deadline: all wait equally long
+
     def init_process(self) -> None:
         # gunicorn builds its Response objects inside ``wsgi.create``, out of a
         # worker's reach: the banner goes from the class, in this worker process only.
         gunicorn_wsgi.Response.default_headers = _bannerless_headers
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        wanted = _WANTED_FILES if hard == resource.RLIM_INFINITY else min(hard, _WANTED_FILES)
+        if soft != resource.RLIM_INFINITY and soft < wanted:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
         super().init_process()
+
+    # -- the request head, read by the event loop ------------------------------------
+
+    def accept(self, listener: Any) -> None:
+        try:
+            client, address = listener.accept()
+        except OSError as e:
+            if e.errno in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+                return
+            raise
+        self.nr_conns += 1
+        self._await_head(TConn(self.cfg, client, address, listener.getsockname()))
+
+    def on_client_socket_readable(self, conn: Any, client: Any) -> None:
+        self.poller.unregister(client)
+        self.keepalived_conns.remove(conn)
+        self._await_head(conn)
+
+    def _await_head(self, conn: Any) -> None:
+        conn.sock.setblocking(False)
+        head = _Head(conn, time.monotonic() + self.limits.head_seconds)
+        self._heads[conn] = head
+        self._head_order.append(head)
+        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._read_head, head))
+
+    def _read_head(self, head: _Head, _sock: Any) -> None:
+        try:
+            data = head.conn.sock.recv(_HEAD_READ_SIZE)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:  # the client went away
+            self._end_head(head)
+            return
+        head.buffer += data
+        if head_is_ready(head.buffer, self.limits.max_head_bytes):
+            self.poller.unregister(head.conn.sock)
+            del self._heads[head.conn]
+            head.conn.sdwm_head = bytes(head.buffer)
+            head.conn.data_ready = True
+            self.enqueue_req(head.conn)
+
+    def _end_head(self, head: _Head, answer: bytes = b"") -> None:
+        del self._heads[head.conn]
+        try:
+            self.poller.unregister(head.conn.sock)
+        except (KeyError, ValueError, OSError):
+            pass  # not registered any more
+        if answer:
+            try:
+                head.conn.sock.send(answer)
+            except OSError:
+                pass  # the client is gone or not reading: nothing more to tell it
+        self.nr_conns -= 1
+        head.conn.close()
+
+    def murder_pending(self) -> None:
+        """Close what gunicorn would, and every head that took too long (with a 408)."""
+        super().murder_pending()
+        now = time.monotonic()
+        while self._head_order:
+            head = self._head_order[0]
+            waiting = self._heads.get(head.conn) is head
+            if waiting and head.deadline > now:
+                break
+            self._head_order.popleft()
+            if waiting:
+                self._end_head(head, error_response(408, "Request Timeout"))
+
+    def handle(self, conn: Any) -> Any:
+        """Serve a request whose head arrived: give the parser what the event loop read,
+        and the socket through :class:`PacedSocket`, which cuts a body sent too slowly."""
+        conn.sock.setblocking(True)
+        conn.init()
+        head: bytes = getattr(conn, "sdwm_head", b"")
+        conn.sdwm_head = b""
+        unreader = conn.parser.unreader
+        unreader.unread(head)
+        unreader.sock = PacedSocket(conn.sock, self.limits)
+        return super().handle(conn)
 
     def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
         status, reason = _client_error(exc) or (500, "Internal Server Error")
@@ -147,6 +263,9 @@ def gunicorn_policy(*, timeout: int = 3600, loglevel: str = "warning") -> dict[s
         "capture_output": False,
         # Heartbeat files in memory, not on the data disk.
         "worker_tmp_dir": "/dev/shm" if os.path.isdir("/dev/shm") else None,  # noqa: S108
+        # Connections waiting for their head cost no thread (DropWorker): let a worker
+        # hold many, so that a thousand stalled ones do not lock real sources out.
+        "worker_connections": 4096,
         "limit_request_line": 4094,
         "limit_request_fields": 50,
         # No control socket (~/.gunicorn/gunicorn.ctl): one less surface, nothing outside

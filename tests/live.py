@@ -50,6 +50,9 @@ class LiveServer:
     module: str = "securedrop_wm"
     command: tuple[str, ...] = ("serve", "--host", "127.0.0.1")
     output: Path | None = None
+    #: Where the server runs: ``python -m`` imports the module from there first (a
+    #: benchmark serves an older checkout this way, bench/flood.py).
+    cwd: Path | None = None
     process: subprocess.Popen[bytes] | None = None
 
     @classmethod
@@ -93,6 +96,7 @@ class LiveServer:
             stdout=out,
             stderr=subprocess.STDOUT,
             env={**os.environ, **self.env},
+            cwd=self.cwd,
             start_new_session=True,
         )
         out.close()

@@ -260,7 +260,7 @@ def test_hardening(drop: Deployment) -> None:
             "LimitCORE=0",
             f"MemoryMax={2 << 30}",
             "TasksMax=512",
-            "LimitNOFILE=4096",
+            "LimitNOFILE=16384",
         }, unit
     tor = set(sh(drop, f"systemctl show {bounds} tor@default").splitlines())
     assert tor >= {"LimitCORE=0", f"MemoryMax={1 << 30}", "TasksMax=256"}
