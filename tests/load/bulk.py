@@ -46,7 +46,8 @@ def add_sources(
         fpr = secrets.token_hex(20).upper()
         fingerprints.append(fpr)
         _copy(kbx, source_keys.keybox(home, fpr))
-        _copy(rev, home / "openpgp-revocs.d" / f"{fpr}.rev")
+        if rev.exists():  # gpg skips it when the agent fails to sign it (gpg_support.py)
+            _copy(rev, home / "openpgp-revocs.d" / f"{fpr}.rev")
         copies = [secrets.token_hex(20).upper() for _ in grips]
         for grip, copy in zip(grips, copies, strict=True):
             _copy(keys / f"{grip}.key", keys / f"{copy}.key")
