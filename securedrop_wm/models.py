@@ -1,12 +1,22 @@
 """Database models. The server keeps only what it must: no codename, no plaintext,
-dates coarsened to the day, sizes, and whether a report was marked urgent."""
+dates coarsened to the day, sizes, a pending report's urgency level (forgotten when the
+workstation acknowledges it) and how many reports of each level ever arrived."""
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
 
-from sqlalchemy import Boolean, Date, ForeignKey, Integer, MetaData, String, UniqueConstraint
+from sqlalchemy import (
+    Boolean,
+    Date,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from .db import NAMING_CONVENTION
@@ -55,7 +65,9 @@ class Report(Base):
     uuid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
     source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"), index=True)
     created_day: Mapped[dt.date] = mapped_column(Date)
-    urgent: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The source's level (``vocabulary.Urgency``) while the report is pending; None once
+    # the workstation has acknowledged it, so a seized server does not say it afterwards.
+    urgency: Mapped[str | None] = mapped_column(String(16), default=None, index=True)
     acknowledged: Mapped[bool] = mapped_column(Boolean, default=False)
     # The day the workstation acknowledged the last of its submissions.
     acknowledged_day: Mapped[dt.date | None] = mapped_column(Date, default=None)
@@ -132,6 +144,20 @@ class BundleRecord(Base):
     # Imported reply bundles: the head of the workstation's audit chain it carried (the
     # hash of its newest event), shown back in export bundles (docs/bundles.md).
     audit_head: Mapped[str | None] = mapped_column(String(64), default=None)
+    # Imported reply bundles: the ids of the replies it carried, space-separated, listed
+    # back in export bundles (``replies_received``) for ``RECEIVED_REPLIES_DAYS``, then
+    # cleared. None: not known (imported before this was kept) or cleared.
+    reply_ids: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class ArrivalCount(Base):
+    """How many reports of one urgency level were ever filed: only ever goes up, and
+    outlives the reports (acknowledgement, purge and retention leave it alone)."""
+
+    __tablename__ = "arrival_counts"
+
+    level: Mapped[str] = mapped_column(String(16), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class TransferToken(Base):
@@ -143,3 +169,5 @@ class TransferToken(Base):
     name: Mapped[str] = mapped_column(String(64), unique=True)
     token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
     created_day: Mapped[dt.date] = mapped_column(Date)
+    # "full": status, export and replies; "status": GET /status only (an alerting watcher).
+    scope: Mapped[str] = mapped_column(String(16), default="full")

@@ -29,6 +29,7 @@ from .errors import (
 from .filenames import hidden_characters
 from .kdf import SourceId, SourcePassphrase, derive
 from .models import Reply, Report, Source, SourceTombstone, Submission
+from .transfer import count_arrival
 from .vocabulary import Category, Urgency
 
 MESSAGE_SCHEMA = 1
@@ -227,9 +228,8 @@ def submit_report(
             source = db.scalar(select(Source).where(Source.lookup_id == login.source_id))
             if source is None:
                 raise SourceNotFoundError("no source has this codename")
-            report = Report(
-                source=source, created_day=drop.today(), urgent=fields.urgency != Urgency.ROUTINE
-            )
+            level = Urgency(fields.urgency)
+            report = Report(source=source, created_day=drop.today(), urgency=level)
             source.last_report_day = report.created_day
             for f in files:
                 name = drop.store.commit(f.writer.output)
@@ -244,9 +244,10 @@ def submit_report(
             name = drop.store.commit(temp)
             committed.append(name)
             db.add(Submission(report=report, kind="message", store_name=name, size=len(message)))
+            count_arrival(db, level)
             db.flush()
             receipt = ReportReceipt(
-                report.uuid, len(files), report.urgent, fields.urgency == Urgency.DANGER
+                report.uuid, len(files), level != Urgency.ROUTINE, level == Urgency.DANGER
             )
     except BaseException:
         abort_files(files)

@@ -1,8 +1,9 @@
 """The transfer API: a small JSON app on its own client-authorized onion, never public.
 
-The networked transfer machine uses it to learn how many reports wait, pull the next
-export bundle and push a reply bundle (docs/bundles.md). Every request needs a responder
-token; nothing about a request is logged.
+The networked transfer machine uses it to learn how many reports wait, per urgency
+level, pull the next export bundle and push a reply bundle (docs/bundles.md). Every
+request needs a responder token (a status-only one reaches the counts alone); nothing
+about a request is logged.
 """
 
 from __future__ import annotations

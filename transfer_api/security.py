@@ -11,11 +11,14 @@ from werkzeug.exceptions import HTTPException
 from sdwm_web.headers import BASE_HEADERS, init_headers
 from sdwm_web.services import DROP, service
 from securedrop_wm.drop import Drop
+from securedrop_wm.status_counts import STATUS_ONLY_ERROR
 from securedrop_wm.transfer import check_token
 
 # The base headers as they are: their CSP loads nothing, which is right for JSON.
 HEADERS = BASE_HEADERS
 _MAX_HEADER = 256
+# The one endpoint a status-only token may reach.
+STATUS_ENDPOINT = "transfer.status"
 
 
 # An absolute path in a message (a bundle's temp file, the data dir): where the server
@@ -30,7 +33,8 @@ def error(status: int, kind: str, message: str) -> tuple[Response, int]:
 
 
 def init_security(app: Flask) -> None:
-    """Require a responder token on every request; set headers; answer errors in JSON."""
+    """Require a responder token on every request (a status-only one for ``GET /status``
+    alone); set headers; answer errors in JSON."""
 
     @app.before_request
     def _require_token() -> Any:
@@ -42,8 +46,14 @@ def init_security(app: Flask) -> None:
             )
             response.headers["WWW-Authenticate"] = 'Bearer realm="securedrop-wm transfer"'
             return response, status
-        if check_token(service(current_app, DROP, Drop), token.strip()) is None:
+        found = check_token(service(current_app, DROP, Drop), token.strip())
+        if found is None:
             return error(403, "Forbidden", "this token is not valid (revoked or mistyped?)")
+        # Refused before any work: no body is read, no bundle written.
+        if found.status_only and request.endpoint != STATUS_ENDPOINT:
+            return error(
+                403, STATUS_ONLY_ERROR, "this token may only read the counts (the status endpoint)"
+            )
         return None
 
     init_headers(app, HEADERS)

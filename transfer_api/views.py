@@ -36,9 +36,9 @@ def _temp_path(drop: Drop, suffix: str) -> Path:
 
 @bp.get("/status")
 def status() -> Any:
-    """How many reports wait for the workstation, and how many of them are urgent."""
-    counts = transfer_status(_drop())
-    return jsonify(pending=counts.pending, urgent_pending=counts.urgent_pending)
+    """Per urgency level, how many reports wait for the workstation and how many ever
+    arrived: ``{"levels": {"routine": {"pending": P, "arrived": A}, ...}}``, nothing else."""
+    return jsonify(transfer_status(_drop()).to_json())
 
 
 @bp.get("/export")

@@ -42,7 +42,7 @@ from .errors import (
 from .manifest import (
     EXPORT_LIMITS,
     REPLY_LIMITS,
-    SCHEMA_VERSION,
+    REPLY_SCHEMA_VERSION,
     ExportManifest,
     Limits,
     ReplyEntry,
@@ -239,7 +239,7 @@ def write_reply_bundle(
         entries.append(entry)
         members.append((entry.member, reply.ciphertext, size))
     manifest = ReplyManifest(
-        schema=SCHEMA_VERSION,
+        schema=REPLY_SCHEMA_VERSION,
         workstation_id=_fpr(signing_fingerprint, "workstation_id"),
         server_id=_fpr(server_id, "server_id"),
         sequence=_positive(sequence, "sequence"),

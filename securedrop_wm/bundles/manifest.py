@@ -24,8 +24,11 @@ from .errors import (
 
 EXPORT_FORMAT = "sdwm-export"
 REPLIES_FORMAT = "sdwm-replies"
-SCHEMA_VERSION = 1
-SUPPORTED_SCHEMAS = (1,)
+# What this version writes, and what it reads, per format. Export schema 2 added
+# ``replies_received``; reply manifests are still schema 1.
+EXPORT_SCHEMA_VERSION = 2
+REPLY_SCHEMA_VERSION = 1
+SUPPORTED_SCHEMAS = {EXPORT_FORMAT: (1, 2), REPLIES_FORMAT: (1,)}
 
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _FPR = re.compile(r"^[0-9A-F]{40}$")
@@ -33,6 +36,8 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _KINDS = ("message", "file")
 # At most this many audit heads in an export manifest (the server sends the latest few).
 MAX_AUDIT_HEADS = 32
+# At most this many reply bundles in ``replies_received`` (the server lists fewer).
+MAX_RECEIVED_BUNDLES = 1000
 
 
 # -- limits and manifests -------------------------------------------------------------
@@ -103,6 +108,16 @@ class AuditHead:
 
 
 @dataclass(frozen=True)
+class ReceivedReplies:
+    """A reply bundle the server imported: its sequence, the server's day of the import,
+    and the ids of the replies it carried (``ReplyEntry.id``)."""
+
+    sequence: int
+    day: dt.date
+    reply_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class ExportManifest:
     """What the server signed: the pending submissions and their sources' keys."""
 
@@ -114,6 +129,8 @@ class ExportManifest:
     items: tuple[ExportItem, ...]
     # Optional in schema 1: absent in bundles of servers that do not keep them.
     audit_heads: tuple[AuditHead, ...] = ()
+    # Schema 2 (always present there, maybe empty); () when read from schema 1.
+    replies_received: tuple[ReceivedReplies, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -175,10 +192,11 @@ def _check_header(raw: dict[str, Any], expected_format: str) -> int:
             f"this is not a {expected_format} bundle (its manifest says format {fmt!r})"
         )
     schema = raw.get("schema")
-    if not isinstance(schema, int) or isinstance(schema, bool) or schema not in SUPPORTED_SCHEMAS:
+    supported = SUPPORTED_SCHEMAS[expected_format]
+    if not isinstance(schema, int) or isinstance(schema, bool) or schema not in supported:
         raise UnknownSchemaError(
             f"unknown manifest schema version {schema!r}; this version reads "
-            f"{', '.join(map(str, SUPPORTED_SCHEMAS))} (upgrade securedrop-wm?)"
+            f"{', '.join(map(str, supported))} (upgrade securedrop-wm?)"
         )
     return schema
 
@@ -232,6 +250,7 @@ def _export_members(
         sources=sources,
         items=items,
         audit_heads=_audit_heads(raw),
+        replies_received=_replies_received(raw) if schema >= 2 else (),
     )
     members = {s.member: (s.size, s.sha256) for s in sources}
     members.update({i.member: (i.size, i.sha256) for i in items})
@@ -317,8 +336,16 @@ def _export_json(m: ExportManifest) -> bytes:
                 for i in m.items
             ],
             **(heads if m.audit_heads else {}),
+            **({"replies_received": _received_json(m)} if m.schema >= 2 else {}),
         }
     )
+
+
+def _received_json(m: ExportManifest) -> list[dict[str, Any]]:
+    return [
+        {"sequence": r.sequence, "day": r.day.isoformat(), "replies": list(r.reply_ids)}
+        for r in m.replies_received
+    ]
 
 
 def _reply_json(m: ReplyManifest) -> bytes:
@@ -401,6 +428,33 @@ def _audit_heads(raw: dict[str, Any]) -> tuple[AuditHead, ...]:
     )
     _check_unique((str(h.sequence) for h in heads), "audit head sequence")
     return heads
+
+
+def _replies_received(raw: dict[str, Any]) -> tuple[ReceivedReplies, ...]:
+    entries_raw = _get(raw, "replies_received", list)
+    if len(entries_raw) > MAX_RECEIVED_BUNDLES:
+        raise TooManyMembersError(
+            f"the manifest lists more than {MAX_RECEIVED_BUNDLES} reply bundles received"
+        )
+    entries = []
+    for e in (_obj(x, "reply bundle received") for x in entries_raw):
+        ids_raw = _get(e, "replies", list)
+        if len(ids_raw) > REPLY_LIMITS.max_members:
+            raise TooManyMembersError(
+                f"the manifest lists more than {REPLY_LIMITS.max_members} replies received "
+                "in one reply bundle"
+            )
+        ids = tuple(_uuid(i if isinstance(i, str) else "", "received reply id") for i in ids_raw)
+        _check_unique(ids, "received reply id")
+        entries.append(
+            ReceivedReplies(
+                sequence=_positive(_get(e, "sequence", int), "received reply bundle sequence"),
+                day=_day(_get(e, "day", str)),
+                reply_ids=ids,
+            )
+        )
+    _check_unique((str(e.sequence) for e in entries), "received reply bundle sequence")
+    return tuple(entries)
 
 
 def _size(value: int) -> int:

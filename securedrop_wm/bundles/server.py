@@ -27,6 +27,7 @@ from ..drop import Drop
 from ..files import fsync_dir
 from ..models import BundleRecord, Reply, Report, Source, Submission
 from ..store import shred
+from ..vocabulary import Urgency
 from .archive import (
     Progress,
     VerifiedReplies,
@@ -36,21 +37,36 @@ from .archive import (
     verify_reply_bundle,
 )
 from .errors import BundleError, ReplayError, UnknownSignerError
+from .kept import (
+    EXPORT,
+    IMPORT,
+    export_audit_heads,
+    export_replies_received,
+    keep_reply_ids,
+)
 from .manifest import (
+    EXPORT_SCHEMA_VERSION,
     REPLY_LIMITS,
-    SCHEMA_VERSION,
     AuditHead,
     ExportItem,
     ExportManifest,
     Limits,
+    ReceivedReplies,
     SourceEntry,
     _export_json,
 )
 
-EXPORT = "export"
-IMPORT = "import"
-# How many of the workstation's latest audit heads an export bundle shows back.
-EXPORT_AUDIT_HEADS = 8
+__all__ = [
+    "EXPORT",
+    "IMPORT",
+    "LatestExport",
+    "ReplyImport",
+    "export_bundle",
+    "forget_last_export",
+    "import_reply_bundle",
+    "latest_export",
+    "purge_acknowledged",
+]
 
 
 @dataclass(frozen=True)
@@ -66,46 +82,6 @@ class ReplyImport:
     purged: int = 0
     # The head of the workstation's audit chain the bundle carried, now kept here.
     audit_head: str | None = None
-
-
-@dataclass(frozen=True)
-class KeptAuditHead:
-    """A head of a workstation's audit chain, as the server keeps it."""
-
-    workstation_id: str
-    sequence: int
-    day: dt.date
-    head: str
-
-
-def kept_audit_heads(
-    drop: Drop, workstation_id: str | None = None, limit: int | None = None
-) -> list[KeptAuditHead]:
-    """The audit heads received in reply bundles, newest first per workstation key
-    (only ``workstation_id``'s when given; at most ``limit`` of them)."""
-    query = (
-        select(BundleRecord)
-        .where(BundleRecord.direction == IMPORT, BundleRecord.audit_head.is_not(None))
-        .order_by(BundleRecord.peer, BundleRecord.sequence.desc())
-    )
-    if workstation_id is not None:
-        query = query.where(BundleRecord.peer == workstation_id)
-    if limit is not None:
-        query = query.limit(limit)
-    with drop.sessions() as db:
-        return [
-            KeptAuditHead(r.peer, r.sequence, r.day, str(r.audit_head)) for r in db.scalars(query)
-        ]
-
-
-def _export_audit_heads(drop: Drop) -> tuple[AuditHead, ...]:
-    pinned = drop.settings.workstation_fingerprint
-    if pinned is None:
-        return ()
-    return tuple(
-        AuditHead(h.sequence, h.day, h.head)
-        for h in kept_audit_heads(drop, pinned, EXPORT_AUDIT_HEADS)
-    )
 
 
 # -- server side ----------------------------------------------------------------------
@@ -151,7 +127,7 @@ def latest_export(drop: Drop) -> LatestExport:
     folder = _exports_dir(drop)
     with _exports_lock(folder), _store_lock(drop, exclusive=False):
         rows = _pending_rows(drop)
-        key = _pending_key(server_id, rows, _export_audit_heads(drop))
+        key = _pending_key(server_id, rows, export_audit_heads(drop), export_replies_received(drop))
         last = folder / _LAST_EXPORT
         meta = _read_meta(folder / _LAST_EXPORT_META)
         # Reused only if it is still the newest export: one written since (by the CLI's
@@ -207,9 +183,14 @@ def _exports_lock(folder: Path) -> Iterator[None]:
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
-def _pending_key(server_id: str, rows: Sequence[Any], heads: Sequence[AuditHead]) -> str:
-    """A digest of everything an export bundle of ``rows`` and ``heads`` says, but its
-    sequence and day."""
+def _pending_key(
+    server_id: str,
+    rows: Sequence[Any],
+    heads: Sequence[AuditHead],
+    received: Sequence[ReceivedReplies],
+) -> str:
+    """A digest of everything an export bundle of ``rows``, ``heads`` and ``received``
+    says, but its sequence and day."""
     facts = [
         [
             sub.uuid,
@@ -217,7 +198,7 @@ def _pending_key(server_id: str, rows: Sequence[Any], heads: Sequence[AuditHead]
             sub.store_name,
             report.uuid,
             report.created_day.isoformat(),
-            report.urgent,
+            report.urgency,
             source.uuid,
             source.designation,
             source.key_fingerprint,
@@ -226,7 +207,10 @@ def _pending_key(server_id: str, rows: Sequence[Any], heads: Sequence[AuditHead]
         for sub, report, source in rows
     ]
     shown = [[h.sequence, h.day.isoformat(), h.head] for h in heads]
-    data = json.dumps([SCHEMA_VERSION, server_id, facts, shown], separators=(",", ":"))
+    listed = [[r.sequence, r.day.isoformat(), list(r.reply_ids)] for r in received]
+    data = json.dumps(
+        [EXPORT_SCHEMA_VERSION, server_id, facts, shown, listed], separators=(",", ":")
+    )
     return hashlib.sha256(data.encode()).hexdigest()
 
 
@@ -295,20 +279,21 @@ def _export(
                 report.uuid,
                 source.uuid,
                 report.created_day,
-                report.urgent,
+                report.urgency in (Urgency.URGENT, Urgency.DANGER),
                 size,
                 sha,
             )
             items.append(item)
             members.append((item.member, path, size))
         manifest = ExportManifest(
-            schema=SCHEMA_VERSION,
+            schema=EXPORT_SCHEMA_VERSION,
             server_id=server_id,
             sequence=sequence,
             created_day=drop.today(),
             sources=tuple(sources.values()),
             items=tuple(items),
-            audit_heads=_export_audit_heads(drop),
+            audit_heads=export_audit_heads(drop),
+            replies_received=export_replies_received(drop),
         )
         _write_bundle(drop.gpg, server_id, None, _export_json(manifest), members, output, progress)
     return manifest
@@ -403,16 +388,16 @@ def _import_verified(drop: Drop, pinned: str, verified: VerifiedReplies) -> Repl
             hashes = {verified.manifest_sha256} if seen is not None else set()
             if check_replay(verified.manifest_sha256, m.sequence, last, hashes):
                 return ReplyImport(sequence=m.sequence, already_imported=True)
-            db.add(
-                BundleRecord(
-                    direction=IMPORT,
-                    peer=pinned,
-                    sequence=m.sequence,
-                    manifest_sha256=verified.manifest_sha256,
-                    day=today,
-                    audit_head=m.audit_head,
-                )
+            record = BundleRecord(
+                direction=IMPORT,
+                peer=pinned,
+                sequence=m.sequence,
+                manifest_sha256=verified.manifest_sha256,
+                day=today,
+                audit_head=m.audit_head,
             )
+            db.add(record)
+            keep_reply_ids(db, record, [r.id for r in m.replies])
             source_ids = {r.source_id for r in m.replies}
             sources = {
                 s.uuid: s
@@ -462,7 +447,8 @@ def _import_verified(drop: Drop, pinned: str, verified: VerifiedReplies) -> Repl
 
 
 def _acknowledge(db: Any, ids: Sequence[str], today: dt.date) -> tuple[int, int]:
-    """Mark submissions acknowledged; a report when all of its submissions are."""
+    """Mark submissions acknowledged; a report when all of its submissions are, which
+    forgets its urgency level (only pending reports keep one)."""
     acked = found = 0
     reports: dict[int, Report] = {}
     for chunk in _chunks(list(ids)):
@@ -477,6 +463,7 @@ def _acknowledge(db: Any, ids: Sequence[str], today: dt.date) -> tuple[int, int]
         if all(s.acknowledged_day is not None for s in report.submissions):
             report.acknowledged = True
             report.acknowledged_day = today
+            report.urgency = None
     return acked, found
 
 

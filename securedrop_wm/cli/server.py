@@ -15,7 +15,7 @@ import click
 from sqlalchemy import select
 
 from ..bundles import export_bundle, import_reply_bundle, purge_acknowledged
-from ..bundles.server import kept_audit_heads
+from ..bundles.kept import kept_audit_heads
 from ..crypto import GnuPG
 from ..drop import clean_orphans, open_drop
 from ..errors import SecureDropError
@@ -302,10 +302,16 @@ def transfer_token() -> None:
 
 @transfer_token.command("create")
 @click.argument("name")
+@click.option(
+    "--status-only",
+    is_flag=True,
+    help="The token may read the counts (GET /status) and nothing else: for a watcher "
+    "that alerts, which never needs to pull or push bundles.",
+)
 @click.pass_obj
-def transfer_token_create(state: _Context, name: str) -> None:
+def transfer_token_create(state: _Context, name: str, status_only: bool) -> None:
     """Make a token for NAME and print it: it is shown this once."""
-    click.echo(create_token(state.drop(), name))
+    click.echo(create_token(state.drop(), name, status_only=status_only))
 
 
 @transfer_token.command("rotate")
@@ -328,9 +334,11 @@ def transfer_token_revoke(state: _Context, name: str) -> None:
 @transfer_token.command("list")
 @click.pass_obj
 def transfer_token_list(state: _Context) -> None:
-    """List token names and the day each was made (the tokens themselves are not kept)."""
+    """List token names, the day each was made and what it may do ("full": status, pull
+    and push; "status-only"); the tokens themselves are not kept."""
     for info in list_tokens(state.drop()):
-        click.echo(f"{info.name}\t{info.created_day}")
+        scope = "status-only" if info.status_only else "full"
+        click.echo(f"{info.name}\t{info.created_day}\t{scope}")
 
 
 # -- the transfer API's onion: serve-transfer, transfer-client (docs/transfer.md) ---------

@@ -11,7 +11,7 @@ from securedrop_wm.bundles import ReplyFile, verify_export_bundle
 from securedrop_wm.cli import main as cli
 from securedrop_wm.crypto import GnuPG
 from securedrop_wm.drop import Drop
-from securedrop_wm.transfer import check_token
+from securedrop_wm.transfer import FULL, STATUS_ONLY, TokenInfo, check_token
 from tests.conftest import Responders
 
 from .helpers import new_id, reply_bundle, server_state, source_uuid, submit
@@ -79,17 +79,33 @@ def test_transfer_tokens_are_made_listed_rotated_and_revoked(drop: Drop) -> None
     code, token = run(drop, "transfer-token", "create", "alice-laptop")
     assert code == 0
     token = token.strip()
-    assert check_token(drop, token) == "alice-laptop"
+    assert check_token(drop, token) == TokenInfo("alice-laptop", drop.today(), FULL)
     code, output = run(drop, "transfer-token", "create", "alice-laptop")
     assert code == 1 and "exists already" in output
     code, output = run(drop, "transfer-token", "create", "../bad name")
     assert code == 1 and "letters, digits" in output
     code, listing = run(drop, "transfer-token", "list")
-    assert listing.startswith("alice-laptop\t") and token not in listing
+    assert listing == f"alice-laptop\t{drop.today()}\tfull\n" and token not in listing
     code, new = run(drop, "transfer-token", "rotate", "alice-laptop")
     assert code == 0 and check_token(drop, token) is None
-    assert check_token(drop, new.strip()) == "alice-laptop"
+    assert check_token(drop, new.strip()) == TokenInfo("alice-laptop", drop.today(), FULL)
     code, output = run(drop, "transfer-token", "revoke", "alice-laptop")
     assert code == 0 and check_token(drop, new.strip()) is None
     code, output = run(drop, "transfer-token", "rotate", "alice-laptop")
     assert code == 1 and "no token is named" in output
+
+
+def test_a_status_only_token_is_made_listed_and_keeps_its_scope_when_rotated(drop: Drop) -> None:
+    # Given a full token and a status-only one for the watcher
+    assert run(drop, "transfer-token", "create", "laptop")[0] == 0
+    code, token = run(drop, "transfer-token", "create", "watcher", "--status-only")
+    assert code == 0
+    # Then the list says which is which
+    code, listing = run(drop, "transfer-token", "list")
+    day = drop.today()
+    assert listing == f"laptop\t{day}\tfull\nwatcher\t{day}\tstatus-only\n"
+    found = check_token(drop, token.strip())
+    assert found == TokenInfo("watcher", day, STATUS_ONLY) and found.status_only
+    # And a rotated status-only token stays status-only
+    code, new = run(drop, "transfer-token", "rotate", "watcher")
+    assert code == 0 and check_token(drop, new.strip()) == TokenInfo("watcher", day, STATUS_ONLY)

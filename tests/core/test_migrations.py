@@ -95,10 +95,78 @@ def test_existing_sources_and_replies_survive_the_bundle_migration(tmp_path: Pat
     with engine.connect() as conn:
         uuids = [r[0] for r in conn.execute(text("SELECT uuid FROM sources"))]
         origins = [r[0] for r in conn.execute(text("SELECT origin FROM replies"))]
-        reports = conn.execute(text("SELECT source_id, urgent FROM reports")).all()
+        reports = conn.execute(text("SELECT source_id, urgency FROM reports")).all()
     engine.dispose()
     assert len(set(uuids)) == 2 and all(uuid.UUID(u).version == 4 for u in uuids)
     assert origins == ["cli"]
     # And no row was lost when SQLite rebuilt the parent table
-    assert [tuple(r) for r in reports] == [(2, 1)]
+    assert [tuple(r) for r in reports] == [(2, "urgent")]
     assert _differences(url) == []
+
+
+def test_urgency_levels_arrivals_and_token_scopes_migrate_from_the_old_flag(
+    tmp_path: Path,
+) -> None:
+    # Given a database at 0004: pending reports urgent and not, acknowledged ones, a token
+    url = f"sqlite:///{tmp_path / 'flag.sqlite'}"
+    config = alembic_config(url)
+    command.upgrade(config, "0004")
+    engine = make_engine(url)
+    day = dt.date(2026, 1, 2)
+    rows = {"pending-urgent": (1, 0), "pending-routine": (0, 0), "acked-urgent": (1, 1)}
+    rows["acked-routine"] = (0, 1)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO sources (id, uuid, lookup_id, designation, key_fingerprint, "
+                "created_day) VALUES (1, :uuid, 'l', 'd', :fpr, :day)"
+            ),
+            {"uuid": str(uuid.uuid4()), "fpr": "A" * 40, "day": day},
+        )
+        for name, (urgent, acked) in rows.items():
+            conn.execute(
+                text(
+                    "INSERT INTO reports (uuid, source_id, created_day, urgent, acknowledged) "
+                    "VALUES (:uuid, 1, :day, :urgent, :acked)"
+                ),
+                {"uuid": name, "day": day, "urgent": urgent, "acked": acked},
+            )
+        conn.execute(
+            text(
+                "INSERT INTO transfer_tokens (name, token_sha256, created_day) "
+                "VALUES ('laptop', :sha, :day)"
+            ),
+            {"sha": "0" * 64, "day": day},
+        )
+    engine.dispose()
+    # When it is migrated
+    command.upgrade(config, "0005")
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        levels = dict(conn.execute(text("SELECT uuid, urgency FROM reports")).all())
+        arrivals = dict(conn.execute(text("SELECT level, count FROM arrival_counts")).all())
+        scopes = conn.execute(text("SELECT name, scope FROM transfer_tokens")).all()
+    engine.dispose()
+    # Then pending reports keep their level (danger cannot be told from urgent), the
+    # acknowledged ones keep none, the arrivals count the rows there, tokens are full
+    assert levels == {
+        "pending-urgent": "urgent",
+        "pending-routine": "routine",
+        "acked-urgent": None,
+        "acked-routine": None,
+    }
+    assert arrivals == {"routine": 2, "urgent": 2, "danger": 0}
+    assert [tuple(r) for r in scopes] == [("laptop", "full")]
+    # And going back turns the levels into the flag again (an acknowledged report's is
+    # gone for good)
+    command.downgrade(config, "0004")
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        flags = dict(conn.execute(text("SELECT uuid, urgent FROM reports")).all())
+    engine.dispose()
+    assert flags == {
+        "pending-urgent": 1,
+        "pending-routine": 0,
+        "acked-urgent": 0,
+        "acked-routine": 0,
+    }

@@ -75,6 +75,11 @@ class Attack:
         return tar_bytes(members)
 
 
+def _received(**fields: object) -> dict[str, object]:
+    """A reply bundle the server lists as received, with ``fields`` changed."""
+    return {"sequence": 1, "day": "2026-11-22", "replies": [new_id()], **fields}
+
+
 def _head(**fields: object) -> dict[str, object]:
     """An audit head as the server shows it back, with ``fields`` changed."""
     return {"sequence": 1, "day": "2026-11-22", "head": "ab" * 32, **fields}
@@ -365,6 +370,54 @@ CASES: list[tuple[str, Callable[[Attack], bytes], str]] = [
         "signed audit head twice",
         lambda a: a.signed(_set("audit_heads", [_head(), _head()])),
         "twice",
+    ),
+    # the reply bundles the server received (schema 2): required, bounded, well formed
+    (
+        "signed replies received missing",
+        lambda a: a.signed(lambda m: m.pop("replies_received")),
+        "'replies_received'",
+    ),
+    (
+        "signed replies received not a list",
+        lambda a: a.signed(_set("replies_received", {})),
+        "'replies_received'",
+    ),
+    (
+        "signed received reply not a UUID",
+        lambda a: a.signed(_set("replies_received", [_received(replies=["../../x"])])),
+        "UUID",
+    ),
+    (
+        "signed received reply twice",
+        lambda a: a.signed(
+            _set(
+                "replies_received",
+                [_received(replies=["0" * 8 + "-0000-4000-8000-" + "0" * 12] * 2)],
+            )
+        ),
+        "twice",
+    ),
+    (
+        "signed received bundle twice",
+        lambda a: a.signed(_set("replies_received", [_received(), _received()])),
+        "twice",
+    ),
+    (
+        "signed received bundle bad sequence",
+        lambda a: a.signed(_set("replies_received", [_received(sequence=-1)])),
+        "sequence",
+    ),
+    (
+        "signed received bundle bad day",
+        lambda a: a.signed(_set("replies_received", [_received(day="yesterday")])),
+        "YYYY-MM-DD",
+    ),
+    (
+        "signed too many received bundles",
+        lambda a: a.signed(
+            _set("replies_received", [_received(sequence=n) for n in range(1, 1002)])
+        ),
+        "reply bundles received",
     ),
     (
         "signed key file with a second key",

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from securedrop_wm.drop import Drop
 from securedrop_wm.models import Source, Submission
 from securedrop_wm.sources import add_reply
-from securedrop_wm.transfer import TransferStatus, transfer_status
+from securedrop_wm.transfer import transfer_status
 from tests.conftest import Responders, csrf_token, new_source, post_multipart, store_files
 
 
@@ -56,23 +56,27 @@ def test_report_with_files_is_stored_encrypted_and_decrypts_exactly(
         assert b"home address" not in (data_dir / "store" / name).read_bytes()
 
 
-def test_danger_now_shows_safety_steps_and_counts_as_urgent(
+def test_danger_now_shows_safety_steps_and_counts_as_danger(
     client: FlaskClient, app: Flask, drop: Drop
 ) -> None:
     # Given one routine report, from another source, waiting for the workstation
     other = app.test_client()
     new_source(other)
     submit(other, urgency="routine", what_happened="A rude edit summary.")
-    assert transfer_status(drop) == TransferStatus(pending=1, urgent_pending=0)
+    assert transfer_status(drop).to_json()["levels"]["routine"] == {"pending": 1, "arrived": 1}
     # When a source marks "I am in danger now"
     new_source(client)
     submit(client, urgency="danger", what_happened="They know where I am.")
-    # Then they see the safety steps, and the transfer API's count of urgent reports
+    # Then they see the safety steps, and the transfer API's count of reports in danger
     # (what the on-call responder watches) counts it
     page = client.get("/thanks")
     assert 'id="danger-steps"' in page.text
     assert "emergency services" in page.text
-    assert transfer_status(drop) == TransferStatus(pending=2, urgent_pending=1)
+    assert transfer_status(drop).to_json()["levels"] == {
+        "routine": {"pending": 1, "arrived": 1},
+        "urgent": {"pending": 0, "arrived": 0},
+        "danger": {"pending": 1, "arrived": 1},
+    }
 
 
 def test_returning_source_reads_and_deletes_a_reply(

@@ -29,3 +29,18 @@ def token(drop: Drop) -> str:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def levels(
+    routine: tuple[int, int] = (0, 0),
+    urgent: tuple[int, int] = (0, 0),
+    danger: tuple[int, int] = (0, 0),
+) -> dict[str, object]:
+    """The body ``GET /status`` answers, each level given as ``(pending, arrived)``."""
+    given = {"routine": routine, "urgent": urgent, "danger": danger}
+    return {
+        "levels": {
+            level: {"pending": pending, "arrived": arrived}
+            for level, (pending, arrived) in given.items()
+        }
+    }

@@ -10,11 +10,16 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import select
 
 from securedrop_wm.bundles import ReplyFile, export_bundle, verify_export_bundle
 from securedrop_wm.crypto import GnuPG
 from securedrop_wm.drop import Drop
-from securedrop_wm.transfer import create_token, revoke_token, rotate_token
+from securedrop_wm.models import Report, Submission
+from securedrop_wm.status_counts import LevelCounts
+from securedrop_wm.transfer import create_token, revoke_token, rotate_token, transfer_status
+from securedrop_wm.transfer_client import ServerStatus
+from securedrop_wm.vocabulary import Urgency
 from tests.bundles.helpers import (
     new_id,
     read_members,
@@ -26,7 +31,7 @@ from tests.bundles.helpers import (
 )
 from tests.conftest import Responders
 
-from .conftest import bearer
+from .conftest import bearer, levels
 
 ENDPOINTS = [("get", "/status"), ("get", "/export"), ("post", "/replies")]
 
@@ -58,21 +63,111 @@ def drop_sequences(drop: Drop) -> list[int]:
 
 
 def test_status_says_how_many_reports_wait_and_nothing_else(
-    api_client: FlaskClient, token: str, drop: Drop
+    api_client: FlaskClient,
+    token: str,
+    drop: Drop,
+    signer_gpg: GnuPG,
+    responders: Responders,
+    tmp_path: Path,
 ) -> None:
-    assert api_client.get("/status", headers=bearer(token)).json == {
-        "pending": 0,
-        "urgent_pending": 0,
-    }
+    assert api_client.get("/status", headers=bearer(token)).json == levels()
+    # Given one report of each level and a second routine one
     submit(drop)
     submit(drop, urgency="danger")
     submit(drop, urgency="urgent")
+    submit(drop)
     response = api_client.get("/status", headers=bearer(token))
     assert response.status_code == 200
-    assert response.json == {"pending": 3, "urgent_pending": 2}
+    assert response.json == levels(routine=(2, 2), urgent=(1, 1), danger=(1, 1))
     assert response.headers["Cache-Control"] == "no-store"
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert "Server" not in response.headers
+    # When the workstation acknowledges everything (and the ciphertext is purged)
+    with drop.sessions() as db:
+        every_item = list(db.scalars(select(Submission.uuid)))
+    bundle = reply_bundle(signer_gpg, responders, drop, tmp_path / "r.tar", acknowledged=every_item)
+    body = {**bearer(token), "Content-Type": "application/x-tar"}
+    assert api_client.post("/replies", data=bundle.read_bytes(), headers=body).status_code == 200
+    # Then nothing is pending, the arrivals stay, and no acknowledged report keeps a level
+    response = api_client.get("/status", headers=bearer(token))
+    assert response.json == levels(routine=(0, 2), urgent=(0, 1), danger=(0, 1))
+    with drop.sessions() as db:
+        assert set(db.scalars(select(Report.urgency))) == {None}
+
+
+def test_the_transfer_client_reads_back_what_status_answers(
+    api_client: FlaskClient, token: str, drop: Drop
+) -> None:
+    submit(drop, urgency="urgent")
+    body = api_client.get("/status", headers=bearer(token)).json
+    status = ServerStatus.from_json(body)
+    assert status == transfer_status(drop)
+    assert status.level(Urgency.URGENT) == LevelCounts(pending=1, arrived=1)
+    assert status.lines() == [
+        "danger: 0 waiting, 0 arrived in all",
+        "urgent: 1 waiting, 1 arrived in all",
+        "routine: 0 waiting, 0 arrived in all",
+    ]
+    # An answer without a level or a count, or with a count that is not one, is refused
+    for broken in (
+        {},
+        {"levels": {"routine": {"pending": 0, "arrived": 0}}},
+        {"levels": {**body["levels"], "danger": {"pending": 0}}},
+        {"levels": {**body["levels"], "danger": {"pending": -1, "arrived": 0}}},
+        {"levels": {**body["levels"], "danger": {"pending": True, "arrived": 0}}},
+        {"levels": {**body["levels"], "danger": {"pending": "1", "arrived": 0}}},
+        [],
+    ):
+        with pytest.raises(ValueError, match=r"^(levels|urgent|danger|pending|arrived)$"):
+            ServerStatus.from_json(broken)
+
+
+def test_a_status_only_token_reads_the_status(api_client: FlaskClient, drop: Drop) -> None:
+    watcher = create_token(drop, "watcher", status_only=True)
+    submit(drop, urgency="danger")
+    response = api_client.get("/status", headers=bearer(watcher))
+    assert response.status_code == 200
+    assert response.json == levels(danger=(1, 1))
+
+
+@pytest.mark.parametrize(
+    ("method", "url"),
+    [("get", "/export"), ("post", "/replies"), ("get", "/nothing"), ("post", "/status")],
+)
+def test_a_status_only_token_is_refused_everything_else_before_any_work(
+    api_client: FlaskClient,
+    drop: Drop,
+    signer_gpg: GnuPG,
+    responders: Responders,
+    tmp_path: Path,
+    method: str,
+    url: str,
+) -> None:
+    # Given pending reports, a valid reply bundle acknowledging them, a status-only token
+    watcher = create_token(drop, "watcher", status_only=True)
+    submit(drop, urgency="urgent")
+    with drop.sessions() as db:
+        items = list(db.scalars(select(Submission.uuid)))
+    bundle = reply_bundle(signer_gpg, responders, drop, tmp_path / "r.tar", acknowledged=items)
+    before = server_state(drop)
+    # When it asks for anything but GET /status
+    response = getattr(api_client, method)(
+        url,
+        data=bundle.read_bytes(),
+        headers={**bearer(watcher), "Content-Type": "application/x-tar"},
+    )
+    # Then it is refused, in JSON, and nothing was done: no export written or sequence
+    # taken, no upload kept, nothing imported or acknowledged
+    assert response.status_code == 403
+    assert response.json == {
+        "error": "Forbidden",
+        "message": "this token may only read the counts (the status endpoint)",
+    }
+    assert server_state(drop) == before
+    assert drop_sequences(drop) == []
+    for name in ("exports", "tmp"):
+        folder = drop.settings.data_dir / name
+        assert not folder.exists() or list(folder.iterdir()) == [], name
 
 
 def test_rotated_and_revoked_tokens_stop_working(api_client: FlaskClient, drop: Drop) -> None:

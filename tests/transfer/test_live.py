@@ -9,11 +9,13 @@ import requests
 from securedrop_wm.bundles import ReplyFile, verify_export_bundle
 from securedrop_wm.crypto import GnuPG
 from securedrop_wm.drop import Drop
+from securedrop_wm.transfer import create_token
+from securedrop_wm.transfer_client.errors import _http_error
 from tests.bundles.helpers import encrypt_reply, new_id, reply_bundle, server_state, submit
 from tests.conftest import Responders
 from tests.live import LiveServer, free_port
 
-from .conftest import bearer
+from .conftest import bearer, levels
 
 
 def test_pull_and_push_through_gunicorn_leave_no_trace_in_its_output(
@@ -33,7 +35,7 @@ def test_pull_and_push_through_gunicorn_leave_no_trace_in_its_output(
         assert session.get(f"{server.url}/status").status_code == 401
         assert session.get(f"{server.url}/status", headers=bearer("sdwm_wrong")).status_code == 403
         status = session.get(f"{server.url}/status", headers=bearer(token))
-        assert status.json() == {"pending": 1, "urgent_pending": 0}
+        assert status.json() == levels(routine=(1, 1))
         assert status.headers["Cache-Control"] == "no-store"
 
         # Pull: streamed to a file, verified, decrypted
@@ -73,7 +75,7 @@ def test_pull_and_push_through_gunicorn_leave_no_trace_in_its_output(
         assert pushed.json()["replies_stored"] == 1 and pushed.json()["purged"] == 2
         assert len(before.store - server_state(drop).store) == 2
         status = session.get(f"{server.url}/status", headers=bearer(token))
-        assert status.json() == {"pending": 0, "urgent_pending": 0}
+        assert status.json() == levels(routine=(0, 1))
         session.close()
 
     # Nothing about a request reached the server's output (no access log, no errors)
@@ -83,3 +85,16 @@ def test_pull_and_push_through_gunicorn_leave_no_trace_in_its_output(
     assert list((drop.settings.data_dir / "tmp").iterdir()) == []
     # and the export kept for the next pull went with the ciphertext it copied
     assert not (drop.settings.data_dir / "exports" / "last.tar").exists()
+
+
+def test_a_status_only_token_is_told_why_pull_is_refused(drop: Drop, tmp_path: Path) -> None:
+    # The real answer of the real server, read by the transfer client's error mapping:
+    # "revoked, rotated or mistyped" would send the responder after the wrong problem.
+    watcher = create_token(drop, "watcher", status_only=True)
+    config = drop.settings.data_dir / "config.toml"
+    with LiveServer.transfer_api(config, free_port(), tmp_path / "server.log") as server:
+        with requests.get(f"{server.url}/export", headers=bearer(watcher), timeout=30) as r:
+            assert r.status_code == 403
+            message = str(_http_error(r, "transfer.onion"))
+    assert "may only read the counts" in message
+    assert "revoked" not in message
