@@ -1,4 +1,4 @@
-"""``securedrop-wm transfer status|pull|push``: the transfer machine reaches the drop's
+"""``securedrop-wm transfer status|pull|push|watch``: the transfer machine reaches the drop's
 transfer API through Tor (docs/transfer.md).
 
 Loaded only when a ``transfer`` command runs, so the drop server never imports the
@@ -8,6 +8,8 @@ transfer client nor needs its packages.
 from __future__ import annotations
 
 import os
+import signal
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -15,7 +17,9 @@ from typing import Any, TypeVar
 import click
 
 from ..transfer_client import TransferClient, TransferError, load_transfer_settings
+from ..transfer_client.channels import build_channels
 from ..transfer_client.settings import CONFIG_ENV as TRANSFER_CONFIG_ENV
+from ..transfer_client.watch import Watcher
 from .options import top_level_config
 from .progress import ProgressBar
 
@@ -85,10 +89,12 @@ def transfer() -> None:
 @transfer.command("status")
 @_transfer_options
 def transfer_status_command(**options: Any) -> None:
-    """How many reports wait for the workstation, and how many are urgent."""
+    """Per urgency level (danger, urgent, routine), how many reports wait for the
+    workstation and how many ever arrived."""
     with _transfer_client(options) as client:
         status = client.status()
-    click.echo(f"{status.pending} report(s) waiting, {status.urgent_pending} urgent")
+    for line in status.lines():
+        click.echo(line)
 
 
 @transfer.command("pull")
@@ -134,3 +140,70 @@ def transfer_push(bundle: Path, **options: Any) -> None:
         f"{result.replies_skipped} skipped, {result.acknowledged} submission(s) acknowledged, "
         f"{result.purged} ciphertext(s) purged"
     )
+
+
+@transfer.command("watch")
+@click.option(
+    "--interval",
+    type=click.FloatRange(1, 86400),
+    help="Seconds between digests, and the least between two danger alerts [default: 900].",
+)
+@click.option(
+    "--poll-interval",
+    type=click.FloatRange(1, 86400),
+    help="Seconds between polls of the drop's status [default: 300].",
+)
+@click.option(
+    "--poll-jitter",
+    type=click.FloatRange(0, 86400),
+    help="Each wait between polls is longer or shorter by up to this many seconds.",
+)
+@click.option(
+    "--immediate-danger/--digest-only",
+    default=None,
+    help="Also alert at once on a new danger report (its time then tells the mail or "
+    "push provider when someone reported: docs/threat-model.md) [default: digest only].",
+)
+@_transfer_options
+def transfer_watch(
+    interval: float | None,
+    poll_interval: float | None,
+    poll_jitter: float | None,
+    immediate_danger: bool | None,
+    **options: Any,
+) -> None:
+    """Poll the drop's status and alert the on-call: counts only, never content.
+    Runs until stopped (SIGTERM or Ctrl-C)."""
+    watch = {
+        "watch_interval": interval,
+        "watch_poll_interval": poll_interval,
+        "watch_poll_jitter": poll_jitter,
+        "watch_immediate_danger": immediate_danger,
+    }
+    with _transfer_client(options, watch=watch) as client:
+        settings = client.settings.watch
+        if not settings.has_channel:
+            raise click.ClickException(
+                "no alert channel: set smtp_host, webhook_url or alert_command "
+                "(docs/transfer.md, section 5)"
+            )
+        channels = build_channels(client.settings)
+        stop = threading.Event()
+        previous = {s: signal.signal(s, lambda *_: stop.set()) for s in _STOP_SIGNALS}
+        try:
+            names = ", ".join(c.name for c in channels)
+            click.echo(
+                f"watching {client.settings.onion}: a digest every "
+                f"{settings.policy.interval:g} s by {names}",
+                err=True,
+            )
+            report = lambda message: click.echo(message, err=True)  # noqa: E731
+            Watcher(settings, client.status, channels, stop=stop, report=report).run()
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+            for channel in channels:
+                channel.close()
+
+
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import errno
 import fcntl
 import hashlib
@@ -23,7 +24,8 @@ from typing import IO, Any, TypeVar
 import requests
 
 from ..bundles import EXPORT_FORMAT, REPLIES_FORMAT, REPLY_LIMITS
-from ..files import fsync_dir
+from ..files import fsync_dir, write_atomically
+from ..status_counts import TransferStatus
 from .errors import (
     BundleRefusedError,
     OnionUnreachableError,
@@ -52,12 +54,9 @@ _T = TypeVar("_T")
 # -- results --------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ServerStatus:
-    """What ``GET /status`` says: reports waiting for the workstation."""
-
-    pending: int
-    urgent_pending: int
+#: What ``GET /status`` says: per urgency level, reports waiting for the workstation and
+#: reports ever filed (``status.levels["danger"].pending``); the server's own dataclass.
+ServerStatus = TransferStatus
 
 
 @dataclass(frozen=True)
@@ -131,7 +130,8 @@ class TransferClient:
         self.close()
 
     def status(self) -> ServerStatus:
-        """How many reports wait for the workstation, and how many are urgent."""
+        """Per urgency level, how many reports wait for the workstation and how many
+        ever arrived."""
         return self._retrying(self._status_once)
 
     def pull(self, output_dir: Path, progress: Progress | None = None) -> PulledBundle:
@@ -167,8 +167,8 @@ class TransferClient:
         with self._request("GET", "/status") as response:
             body = _json_body(response)
         try:
-            return ServerStatus(_count(body, "pending"), _count(body, "urgent_pending"))
-        except (KeyError, ValueError):
+            return ServerStatus.from_json(body)
+        except ValueError:
             raise TransferProtocolError("the status answer lacks its counts") from None
 
     def _pull_once(self, folder: Path, progress: Progress | None) -> PulledBundle:
@@ -187,6 +187,7 @@ class TransferClient:
                 final = _name_final(part, folder, f"export-{sequence}")
             finally:
                 part.unlink(missing_ok=True)
+        _record_pull_time(final)
         return PulledBundle(final, int(sequence), items, length, digest)
 
     def _push_once(self, bundle: Path, size: int, progress: Progress | None) -> PushResult:
@@ -426,6 +427,15 @@ def _name_final(part: Path, folder: Path, stem: str) -> Path:
             fsync_dir(folder)
         return final
     raise OutputError(f"too many {stem} bundles in {folder} already")
+
+
+def _record_pull_time(bundle: Path) -> None:
+    """Write the UTC time of the pull beside ``bundle`` (``export-7.tar.pulled``), for the
+    workstation's deadlines. Best effort: without it the workstation counts from its
+    import, so a folder too full for one line leaves the pulled bundle as it is."""
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ") + "\n"
+    with contextlib.suppress(OSError):
+        write_atomically(bundle.with_name(bundle.name + ".pulled"), stamp)
 
 
 def _check_reply_bundle(path: Path) -> int:

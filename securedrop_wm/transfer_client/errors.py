@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..errors import SecureDropError, SettingsError
+from ..status_counts import STATUS_ONLY_ERROR
 
 if TYPE_CHECKING:
     import requests
@@ -152,6 +153,12 @@ def _http_error(response: requests.Response, onion: str) -> TransferError:
     if status == 401:
         return TokenRejectedError(
             "the transfer API wants a responder token and got none it can use (HTTP 401)"
+        )
+    if status == 403 and kind == STATUS_ONLY_ERROR:
+        return TokenRejectedError(
+            "this token may only read the counts (a status-only token, for "
+            "`securedrop-wm transfer watch`): pull and push need a full one; an admin makes "
+            "it with `securedrop-wm transfer-token create NAME`"
         )
     if status == 403:
         return TokenRejectedError(

@@ -16,6 +16,8 @@ from typing import Any
 from ..config import SettingsSource, read_settings
 from ..errors import SettingsError
 from .errors import TransferConfigError
+from .watch_settings import WATCH_KEYS, WATCH_PATH_KEYS, WatchSettings, parse_watch_settings
+from .watch_settings import number as _number
 
 DEFAULT_SOCKS = "127.0.0.1:9050"
 _TOKEN = re.compile(r"[A-Za-z0-9._~+/=-]{16,256}")
@@ -39,6 +41,8 @@ class TransferSettings:
     timeout: float = 300.0
     #: Where ``pull`` writes bundles when not told otherwise.
     output_dir: Path | None = None
+    #: What ``transfer watch`` polls, sends and where (docs/transfer.md).
+    watch: WatchSettings = field(default_factory=WatchSettings)
 
     @property
     def base_url(self) -> str:
@@ -54,7 +58,7 @@ ENV_PREFIX = "SDWM_TRANSFER_"
 CONFIG_ENV = "SDWM_TRANSFER_CONFIG"
 #: Every key the transfer machine's TOML file may hold (all values, no tables).
 SETTING_KEYS: dict[str, None] = dict.fromkeys(
-    ("onion", "socks", "token_file", "output_dir", "retries", "retry_delay", "timeout")
+    ("onion", "socks", "token_file", "output_dir", "retries", "retry_delay", "timeout", *WATCH_KEYS)
 )
 _SOURCE = SettingsSource(
     what="transfer config file",
@@ -74,10 +78,13 @@ def load_transfer_settings(
     retries: int | None = None,
     retry_delay: float | None = None,
     timeout: float | None = None,
+    watch: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> TransferSettings:
     """Read the transfer machine's TOML config (if given), apply ``SDWM_TRANSFER_*``
     variables over it and the values passed here over both; read the token from its file.
+
+    :param watch: ``watch`` settings given on the command line, by setting name.
 
     Relative paths in the config file are relative to its folder; those given in the
     environment or here, to the current folder.
@@ -92,7 +99,9 @@ def load_transfer_settings(
     base = Path.cwd() if config_path is None else config_path.parent
     # Paths from the environment are the caller's, not the config file's.
     env_paths: dict[str, Path] = {
-        k: Path(str(raw.values[k])) for k in ("token_file", "output_dir") if k in raw.from_env
+        k: Path(str(raw.values[k]))
+        for k in ("token_file", "output_dir", *WATCH_PATH_KEYS)
+        if k in raw.from_env
     }
     given: dict[str, Any] = {
         "onion": onion,
@@ -105,6 +114,7 @@ def load_transfer_settings(
     }
     values: dict[str, Any] = {**raw.values, **env_paths}
     values.update((k, v) for k, v in given.items() if v is not None)
+    values.update((k, v) for k, v in (watch or {}).items() if v is not None)
 
     def path(name: str) -> Path | None:
         value = values.get(name)
@@ -129,14 +139,8 @@ def load_transfer_settings(
         retry_delay=_number(values, "retry_delay", 2.0, 0.0, 300.0),
         timeout=_number(values, "timeout", 300.0, 5.0, 3600.0),
         output_dir=path("output_dir"),
+        watch=parse_watch_settings(values, path),
     )
-
-
-def _number(values: Mapping[str, Any], name: str, default: float, low: float, high: float) -> float:
-    value = values.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-        raise TransferConfigError(f"{name} must be a number from {low:g} to {high:g}")
-    return float(value)
 
 
 def parse_onion_address(text: str) -> str:
@@ -183,22 +187,32 @@ def read_token_file(path: Path) -> str:
     :raises TransferConfigError: missing, unreadable, readable by others, or holding
         no token.
     """
-    try:
-        with path.open("rb") as f:
-            mode = os.fstat(f.fileno()).st_mode
-            data = f.read(1024)
-    except OSError as e:
-        raise TransferConfigError(f"cannot read the token file {path}: {e.strerror}") from None
-    if not stat.S_ISREG(mode):
-        raise TransferConfigError(f"the token file {path} is not a regular file")
-    if mode & 0o077:
-        raise TransferConfigError(
-            f"the token file {path} can be read by other users: chmod 600 it "
-            "(and have the token rotated if others could read it)"
-        )
-    token = data.decode("ascii", "replace").strip()
+    token = read_private_file(path, "token file", "have the token rotated")
     if not _TOKEN.fullmatch(token):
         raise TransferConfigError(
             f"{path} holds no token (one line, as `securedrop-wm transfer-token create` printed)"
         )
     return token
+
+
+def read_private_file(path: Path, what: str, if_exposed: str) -> str:
+    """The text of ``path`` (a secret: a file only its owner may read), stripped.
+
+    :param what: what the file is, for the messages; ``if_exposed``: what to do if
+        others could read it.
+    :raises TransferConfigError: missing, unreadable, not a file, readable by others.
+    """
+    try:
+        with path.open("rb") as f:
+            mode = os.fstat(f.fileno()).st_mode
+            data = f.read(1024)
+    except OSError as e:
+        raise TransferConfigError(f"cannot read the {what} {path}: {e.strerror}") from None
+    if not stat.S_ISREG(mode):
+        raise TransferConfigError(f"the {what} {path} is not a regular file")
+    if mode & 0o077:
+        raise TransferConfigError(
+            f"the {what} {path} can be read by other users: chmod 600 it "
+            f"(and {if_exposed} if others could read it)"
+        )
+    return data.decode("utf-8", "replace").strip()

@@ -114,18 +114,24 @@ def test_status_pull_and_push_through_the_authorized_onion(
     evidence = b"From: someone\n\nI know where you live.\n" * 3000
     sent = submit(drop, {"threat.eml": evidence}, urgency="danger")
 
-    # The on-call responder sees that an urgent report waits.
+    # The on-call responder sees that a report from someone in danger waits.
     status = transfer_cli(laptop, onion, token, "status")
     assert status.exit_code == 0, status.output
-    assert status.stdout == "1 report(s) waiting, 1 urgent\n"
+    assert status.stdout == (
+        "danger: 1 waiting, 1 arrived in all\n"
+        "urgent: 0 waiting, 0 arrived in all\n"
+        "routine: 0 waiting, 0 arrived in all\n"
+    )
 
-    # Pull: one complete export bundle on the "USB disk", nothing else.
+    # Pull: one complete export bundle on the "USB disk" and the time of the pull beside
+    # it (the workstation's clocks start there), nothing else.
     usb = tmp_path / "usb"
     usb.mkdir()
     pulled = transfer_cli(laptop, onion, token, "pull", "--output-dir", str(usb))
     assert pulled.exit_code == 0, pulled.output
-    (bundle,) = usb.iterdir()
+    bundle, pull_time = sorted(usb.iterdir())
     assert re.fullmatch(r"export-\d+\.tar", bundle.name)
+    assert pull_time.name == bundle.name + ".pulled"
     assert pulled.stdout.strip().endswith(f"-> {bundle}")
     server_fpr = drop.settings.signing_fingerprint
     with verify_export_bundle(bundle, workstation_gpg, server_fpr, workdir) as verified:
@@ -154,7 +160,7 @@ def test_status_pull_and_push_through_the_authorized_onion(
     assert again.exit_code == 0, again.output
     assert "already imported; nothing changed" in again.stdout
     status = transfer_cli(laptop, onion, token, "status")
-    assert status.stdout == "0 report(s) waiting, 0 urgent\n"
+    assert status.stdout.startswith("danger: 0 waiting, 1 arrived in all\n")
 
 
 def test_no_client_key_or_a_wrong_token_is_refused(
@@ -248,7 +254,10 @@ def test_broken_download_leaves_nothing_and_a_retry_starts_clean(
     # (On a loaded machine tor may also need a try or two to rebuild the circuit.)
     assert isinstance(retried[0], TransferInterruptedError)
     assert all(isinstance(e, TransferInterruptedError | OnionUnreachableError) for e in retried)
-    assert list(usb.iterdir()) == [bundle.path]
+    assert sorted(usb.iterdir()) == [
+        bundle.path,
+        bundle.path.with_name(bundle.path.name + ".pulled"),
+    ]
     assert bundle.path.stat().st_size == bundle.size > len(video)
     server_fpr = drop.settings.signing_fingerprint
     with verify_export_bundle(bundle.path, workstation_gpg, server_fpr, workdir) as verified:
