@@ -10,6 +10,7 @@ from flask_babel import gettext
 
 from securedrop_wm.translations import N_
 from securedrop_wm.vocabulary import CaseStatus, Category, Urgency, Vocabulary
+from securedrop_wm.workstation.clocks import ReplyState
 
 CATEGORY_LABELS: dict[Category, str] = {
     Category.HARASSMENT: N_("Harassment"),
@@ -41,11 +42,17 @@ STATUS_LABELS: dict[CaseStatus, str] = {
     CaseStatus.ESCALATED: N_("escalated"),
     CaseStatus.CLOSED: N_("closed"),
 }
+REPLY_STATE_LABELS: dict[ReplyState, str] = {
+    ReplyState.QUEUED: N_("queued, not sent yet"),
+    ReplyState.SENT: N_("sent in a reply bundle"),
+    ReplyState.DELIVERED: N_("delivered: the drop server received it"),
+}
 # What a template names when it asks for a label: ``label("urgency", case.urgency)``.
 LABELS: Mapping[str, Mapping[str, str]] = {
     "category": _by_value(CATEGORY_LABELS),
     "urgency": _by_value(URGENCY_LABELS),
     "status": _by_value(STATUS_LABELS),
+    "reply": _by_value(REPLY_STATE_LABELS),
 }
 
 

@@ -21,7 +21,7 @@ from securedrop_wm.errors import SecureDropError
 from securedrop_wm.filenames import visible_name
 from securedrop_wm.vocabulary import CaseStatus, Urgency
 from securedrop_wm.workstation import cases as core
-from securedrop_wm.workstation import replies
+from securedrop_wm.workstation import clocks, replies
 
 from .. import services
 from ..security import current_account
@@ -59,6 +59,7 @@ def index() -> Any:
         sorts=core.SORTS,
         people=core.responders(ws),
         outbox=replies.outbox(ws),
+        now=ws.now(),
     )
 
 
@@ -73,7 +74,8 @@ def case(case_id: int) -> Any:
     return render_template(
         "case.html",
         case=found,
-        deadline=core.deadline(ws.settings, found),
+        due=clocks.due(ws.settings, found),
+        reply_state=clocks.reply_state,
         now=ws.now(),
         statuses=list(CaseStatus),
         people=core.responders(ws),
@@ -131,7 +133,10 @@ def reply(case_id: int) -> Any:
         case_id,
         replies.queue_reply,
         request.form.get("text", ""),
-        done=_("Reply encrypted and queued for the next reply bundle."),
+        done=_(
+            "Reply encrypted and queued for the next reply bundle: it leaves, and meets the "
+            "deadline, when that bundle is written."
+        ),
     )
 
 

@@ -11,7 +11,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, s
 from flask_babel import gettext as _
 
 from securedrop_wm.errors import SecureDropError
-from securedrop_wm.workstation import importing, replies
+from securedrop_wm.workstation import clocks, importing, replies
 from securedrop_wm.workstation.errors import ReplyError
 
 from .. import services
@@ -29,6 +29,22 @@ def _incoming(upload_id: str) -> Path:
     return folder / f"{upload_id}.tar"
 
 
+def _discard(path: Path) -> None:
+    """Remove an upload and the pull time kept beside it."""
+    path.unlink(missing_ok=True)
+    clocks.pulled_path(path).unlink(missing_ok=True)
+
+
+def _keep_pull_time(path: Path) -> None:
+    """Keep the optional ``.pulled`` file beside the upload, where the import reads it
+    (a pull time that is larger than one line is not kept: the import time counts)."""
+    f = request.files.get("pulled")
+    if f is not None and f.filename:
+        data = f.stream.read(clocks.MAX_PULLED_BYTES + 1)
+        if len(data) <= clocks.MAX_PULLED_BYTES:
+            clocks.pulled_path(path).write_bytes(data)
+
+
 @bp.get("/import")
 def start() -> Any:
     return render_template("import.html", imported=importing.imported_bundles(services()))
@@ -44,10 +60,11 @@ def upload() -> Any:
     upload_id = secrets.token_hex(16)
     path = _incoming(upload_id)
     f.save(path)
+    _keep_pull_time(path)
     try:
         preview = importing.preview_bundle(services(), path)
     except SecureDropError as e:
-        path.unlink(missing_ok=True)
+        _discard(path)
         flash(str(e), "error")
         return redirect(url_for("transfer.start"))
     return render_template("import_preview.html", preview=preview, upload_id=upload_id)
@@ -57,7 +74,7 @@ def upload() -> Any:
 def confirm(upload_id: str) -> Any:
     path = _incoming(upload_id)
     if request.form.get("cancel"):
-        path.unlink(missing_ok=True)
+        _discard(path)
         flash(_("Nothing was imported."), "ok")
         return redirect(url_for("transfer.start"))
     if not path.is_file():
@@ -72,13 +89,13 @@ def confirm(upload_id: str) -> Any:
         try:
             preview = importing.preview_bundle(services(), path)
         except SecureDropError:
-            path.unlink(missing_ok=True)
+            _discard(path)
             return redirect(url_for("transfer.start"))
         return (
             render_template("import_preview.html", preview=preview, upload_id=upload_id),
             400,
         )
-    path.unlink(missing_ok=True)
+    _discard(path)
     if result.already_imported:
         flash(_("This bundle was imported before: nothing changed."), "ok")
     else:

@@ -1,5 +1,5 @@
-"""Cases, one per source: listing with filters and sorting, triage, assignment,
-labels, notes, read state and first-response deadlines."""
+"""Cases, one per source: listing with filters and sorting (what needs action first),
+triage, assignment, labels, notes and read state. Deadlines are in clocks.py."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from sqlalchemy.orm import Session, selectinload
 
 from ..vocabulary import CaseStatus, urgency_rank
 from . import audit
+from .clocks import Due, ReplyState, due, reply_state
 from .errors import CaseError, CaseNotFoundError
-from .models import Account, Case, Label, Note, Report, Submission
+from .models import Account, Case, Label, Note, OutgoingReply, Report, Submission
 from .services import Workstation
-from .settings import WorkstationSettings
 
 SORTS = ("deadline", "newest", "oldest", "urgency", "updated")
 MAX_NOTE_CHARS = 20_000
@@ -40,26 +40,39 @@ class CaseFilter:
 
 @dataclass(frozen=True)
 class CaseRow:
-    """A case as the list shows it."""
+    """A case as the list shows it: what it needs (:class:`Due`), and the state of its
+    latest reply (``None``: no reply yet)."""
 
     case: Case
-    deadline: dt.datetime | None
+    due: Due
     overdue: bool
     age: dt.timedelta
+    reply: ReplyState | None
+
+    @property
+    def deadline(self) -> dt.datetime | None:
+        """When the first response to its unanswered reports is due."""
+        return self.due.deadline
 
 
-def deadline(settings: WorkstationSettings, case: Case) -> dt.datetime | None:
-    """When the first response is due; ``None`` once answered or closed."""
-    if case.first_response_at is not None or case.status == CaseStatus.CLOSED:
-        return None
-    return case.opened_at + dt.timedelta(hours=settings.deadline_hours[case.urgency])
+def _needs_action_first(row: CaseRow) -> tuple[bool, int, dt.datetime, int]:
+    """Danger follow-ups first, then danger before urgent before routine (of what is
+    unanswered), each by its deadline; cases with nothing due last."""
+    far = dt.datetime.max.replace(tzinfo=dt.UTC)
+    rank = urgency_rank(row.due.urgency) if row.due.urgency is not None else -1
+    return (not row.due.follow_up, -rank, row.due.deadline or far, row.case.id)
 
 
 def list_cases(ws: Workstation, filters: CaseFilter) -> list[CaseRow]:
-    """The cases matching ``filters``, sorted (overdue first when sorting by deadline)."""
+    """The cases matching ``filters``, sorted (what needs action first by default)."""
     if filters.sort not in SORTS:
         raise CaseError(f"unknown sort {filters.sort!r}")
-    query = select(Case).options(selectinload(Case.labels), selectinload(Case.assignee))
+    query = select(Case).options(
+        selectinload(Case.labels),
+        selectinload(Case.assignee),
+        selectinload(Case.reports),
+        selectinload(Case.replies).selectinload(OutgoingReply.bundle),
+    )
     if filters.status:
         query = query.where(Case.status == filters.status)
     elif not filters.include_closed:
@@ -81,11 +94,11 @@ def list_cases(ws: Workstation, filters: CaseFilter) -> list[CaseRow]:
     with ws.sessions() as db:
         rows = []
         for case in db.scalars(query):
-            due = deadline(ws.settings, case)
-            rows.append(CaseRow(case, due, due is not None and due <= now, now - case.opened_at))
-    far = dt.datetime.max.replace(tzinfo=dt.UTC)
+            needs = due(ws.settings, case)
+            latest = reply_state(case.replies[-1]) if case.replies else None
+            rows.append(CaseRow(case, needs, needs.overdue(now), now - case.opened_at, latest))
     keys = {
-        "deadline": lambda r: (not r.overdue, r.deadline or far, r.case.id),
+        "deadline": _needs_action_first,
         "newest": lambda r: (-r.case.opened_at.timestamp(), -r.case.id),
         "oldest": lambda r: (r.case.opened_at, r.case.id),
         "urgency": lambda r: (-urgency_rank(r.case.urgency), r.case.opened_at),
@@ -116,7 +129,7 @@ def get_case(db: Session, case_id: int) -> Case:
         .options(
             selectinload(Case.reports).selectinload(Report.submissions),
             selectinload(Case.notes),
-            selectinload(Case.replies),
+            selectinload(Case.replies).selectinload(OutgoingReply.bundle),
             selectinload(Case.labels),
             selectinload(Case.assignee),
         )

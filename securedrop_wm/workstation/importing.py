@@ -35,7 +35,7 @@ from ..bundles.errors import BundleError
 from ..bundles.manifest import ExportItem
 from ..errors import DecryptionError, KeyMissingError, OutputTooLargeError
 from ..vocabulary import CaseStatus, Category, Urgency, urgency_rank
-from . import audit
+from . import audit, clocks
 from .errors import ImportRefusedError, SecretKeyLockedError
 from .keys import require_secret_key, strengthen_protection
 from .metadata import summarize
@@ -62,6 +62,7 @@ class BundlePreview:
     files: int
     urgent: int
     already_imported: bool
+    pulled_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -105,13 +106,15 @@ def preview_bundle(ws: Workstation, path: Path) -> BundlePreview:
         files=sum(1 for i in items if i.kind == "file"),
         urgent=len({i.report_id for i in items if i.urgent}),
         already_imported=already,
+        pulled_at=clocks.read_pull_time(path),
     )
 
 
 def import_bundle(
     ws: Workstation, actor: str, path: Path, passphrase: str | None = None
 ) -> ImportResult:
-    """Verify, decrypt and record a bundle.
+    """Verify, decrypt and record a bundle. Its reports' clocks start at the pull time
+    written beside it (``<bundle>.pulled``) when plausible, else now (see clocks.py).
 
     :param passphrase: of the team's secret key, if it has one.
     :raises ImportRefusedError: the bundle is refused, with the reason.
@@ -135,8 +138,9 @@ def import_bundle(
             metadata = dict(
                 zip(decrypted.files, summarize(list(decrypted.files.values())), strict=True)
             )
+            pulled_at = clocks.read_pull_time(path)
             with ws.write() as db:
-                counts = _record(ws, db, actor, verified, new, decrypted, metadata)
+                counts = _record(ws, db, actor, verified, new, decrypted, metadata, pulled_at)
                 result = ImportResult(
                     manifest.sequence, False, *counts, skipped=len(manifest.items) - len(new)
                 )
@@ -156,6 +160,15 @@ def import_bundle(
                 missing = audit.record_server_heads(
                     db, manifest.server_id, manifest.sequence, manifest.audit_heads
                 )
+                delivered = clocks.record_deliveries(db, manifest.replies_received, ws.now())
+                if delivered:
+                    audit.record(
+                        db,
+                        ws.now(),
+                        actor,
+                        "replies.delivered",
+                        detail=f"bundle {manifest.sequence}: {delivered} reply(ies) delivered",
+                    )
                 if missing:
                     audit.record(
                         db,
@@ -342,12 +355,16 @@ def _record(
     new: list[ExportItem],
     decrypted: _Decrypted,
     metadata: dict[str, dict[str, str]],
+    pulled_at: dt.datetime | None,
 ) -> tuple[int, int, int]:
     """Add cases, reports and submissions; return (new cases, reports, files)."""
     manifest = verified.manifest
     now = ws.now()
     sources = {s.id: s for s in manifest.sources}
     cases: dict[str, Case] = {}
+    # Per source: was the case answered or closed before this import reopened it?
+    answered_before: dict[str, bool] = {}
+    created: list[tuple[str, Report]] = []
     reports: dict[str, Report] = {}
     new_cases = 0
     filenames: dict[str, str] = {}
@@ -356,9 +373,11 @@ def _record(
             filenames[f["submission"]] = f["name"]
     # Messages first, so a report's fields are known before its files are attached.
     for item in sorted(new, key=lambda i: (i.kind != "message", i.created_day)):
+        start = clocks.clock_start(item.created_day, now, pulled_at)
         case = cases.get(item.source_id)
         if case is None:
             case = db.scalar(select(Case).where(Case.source_uuid == item.source_id))
+            answered_before[item.source_id] = case is not None and clocks.answered_or_closed(case)
             if case is None:
                 entry = sources[item.source_id]
                 case = Case(
@@ -367,7 +386,7 @@ def _record(
                     source_fingerprint=entry.key_fingerprint,
                     category=Category.OTHER.value,
                     urgency=Urgency.ROUTINE.value,
-                    opened_at=_day_start(item.created_day),
+                    opened_at=start,
                     updated_at=now,
                 )
                 db.add(case)
@@ -382,11 +401,13 @@ def _record(
                 case=case,
                 received_day=item.created_day,
                 imported_at=now,
+                clock_start=start,
                 category=Category.OTHER.value,
                 urgency=(Urgency.URGENT if item.urgent else Urgency.ROUTINE).value,
                 reply_language="",
             )
             db.add(report)
+            created.append((item.source_id, report))
         reports[item.report_id] = report
         if item.kind == "message":
             body = decrypted.messages[item.id]
@@ -409,7 +430,9 @@ def _record(
                     metadata_json=json.dumps(metadata.get(item.id, {})),
                 )
             )
-        _update_case(case, report, item.created_day, now)
+        _update_case(case, report, now)
+    for source_id, report in created:
+        report.follow_up = report.urgency == Urgency.DANGER and answered_before[source_id]
     db.add(
         ImportedBundle(
             sha256=verified.manifest_sha256,
@@ -425,7 +448,7 @@ def _record(
     return new_cases, len(reports), len(decrypted.files)
 
 
-def _update_case(case: Case, report: Report, day: dt.date, now: dt.datetime) -> None:
+def _update_case(case: Case, report: Report, now: dt.datetime) -> None:
     """A new report makes a case unread, as urgent as its most urgent report, and reopens
     it if it was closed (so retention never purges a case with fresh news)."""
     if case.category == Category.OTHER and report.category:
@@ -434,16 +457,12 @@ def _update_case(case: Case, report: Report, day: dt.date, now: dt.datetime) -> 
         case.urgency = report.urgency
     if report.reply_language:
         case.reply_language = report.reply_language
-    case.opened_at = min(case.opened_at, _day_start(day)) if case.opened_at else _day_start(day)
+    case.opened_at = min(case.opened_at, report.clock_start)
     case.unread = True
     case.updated_at = now
     if case.status == CaseStatus.CLOSED:
         case.status = CaseStatus.NEW.value
         case.closed_at = None
-
-
-def _day_start(day: dt.date) -> dt.datetime:
-    return dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
 
 
 def _place_files(ws: Workstation, decrypted: _Decrypted) -> None:

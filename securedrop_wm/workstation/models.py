@@ -147,8 +147,10 @@ class Case(Base):
     assignee_id: Mapped[int | None] = mapped_column(
         ForeignKey("accounts.id", ondelete="SET NULL"), default=None
     )
+    # The earliest clock start of its reports (see clocks.py), never a day's midnight.
     opened_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    # When its first reply left in a reply bundle (not when it was queued).
     first_response_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, default=None)
     closed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, default=None)
     unread: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -167,7 +169,12 @@ class Case(Base):
 
 
 class Report(Base):
-    """One report a source sent, decrypted: the form's fields, as plain text."""
+    """One report a source sent, decrypted: the form's fields, as plain text.
+
+    ``clock_start``: when its first-response clock started (the import, or the pull of its
+    bundle when known; see clocks.py). ``follow_up``: a danger report that came after
+    its case was answered or closed.
+    """
 
     __tablename__ = "reports"
 
@@ -176,6 +183,8 @@ class Report(Base):
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
     received_day: Mapped[dt.date] = mapped_column(Date)
     imported_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    clock_start: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    follow_up: Mapped[bool] = mapped_column(Boolean, default=False)
     category: Mapped[str] = mapped_column(String(32))
     urgency: Mapped[str] = mapped_column(String(16))
     reply_language: Mapped[str] = mapped_column(String(35))
@@ -240,7 +249,11 @@ class ReplyBundle(Base):
 
 
 class OutgoingReply(Base):
-    """A reply written in a case: its text for the team, its ciphertext for the source."""
+    """A reply written in a case: its text for the team, its ciphertext for the source.
+
+    Queued while ``bundle_id`` is empty, sent once in a reply bundle, delivered
+    (``delivered_at``) once a later export bundle says the server received it.
+    """
 
     __tablename__ = "outgoing_replies"
 
@@ -254,6 +267,7 @@ class OutgoingReply(Base):
     bundle_id: Mapped[int | None] = mapped_column(
         ForeignKey("reply_bundles.id", ondelete="SET NULL"), default=None
     )
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, default=None)
 
     case: Mapped[Case] = relationship(back_populates="replies")
     bundle: Mapped[ReplyBundle | None] = relationship()

@@ -45,7 +45,8 @@ class ExportedReplies:
 def queue_reply(ws: Workstation, actor: str, case_id: int, text: str) -> str:
     """Encrypt a reply to the source's key and the team key and queue it; return its id.
 
-    The first reply of a case is its first response (deadlines and statistics).
+    A queued reply answers nothing yet: the first response is when a reply leaves in a
+    reply bundle (:func:`export_reply_bundle`; deadlines and statistics).
     :raises ReplyError: an empty or overlong reply.
     :raises CryptoError: a key is missing or has expired (the message says which).
     """
@@ -72,8 +73,6 @@ def queue_reply(ws: Workstation, actor: str, case_id: int, text: str) -> str:
         reply.ciphertext = ciphertext
         db.add(reply)
         case.updated_at = now
-        if case.first_response_at is None:
-            case.first_response_at = now
         db.flush()
         audit.record(db, now, actor, "reply.queue", case_id=case.id, detail=reply.uuid)
         return reply.uuid
@@ -94,7 +93,8 @@ def outbox(ws: Workstation) -> Outbox:
 def export_reply_bundle(
     ws: Workstation, actor: str, passphrase: str | None = None
 ) -> ExportedReplies:
-    """Write the next reply bundle into the outbox folder and mark its contents sent.
+    """Write the next reply bundle into the outbox folder and mark its contents sent;
+    a case's first reply to leave is its first response.
 
     :param passphrase: of the workstation signing key, if it has one.
     :raises ReplyError: there is nothing to send.
@@ -164,6 +164,8 @@ def export_reply_bundle(
             db.flush()
             for reply, _ in pending:
                 reply.bundle_id = record.id
+                if reply.case.first_response_at is None:
+                    reply.case.first_response_at = now
             for submission in unacknowledged:
                 submission.acknowledged_at = now
     except BaseException:

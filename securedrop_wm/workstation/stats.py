@@ -24,7 +24,10 @@ DIMENSIONS = ("category", "urgency", "month", "status")
 
 @dataclass(frozen=True)
 class Statistics:
-    """Counts of cases by dimension, and the median hours to a first response."""
+    """Counts of cases by dimension, and the median hours to a first response: from a
+    case's clock start (its first report's import, or the pull of its bundle when known;
+    see clocks.py) to its first reply leaving in a reply bundle. ``responded``: cases
+    with a reply sent."""
 
     total: int
     responded: int

@@ -73,7 +73,7 @@ def test_responder_imports_triages_notes_and_replies(
     assert "triaged" in case_page.text and "wikidata" in case_page.text
     assert "Called the local partner." in case_page.text
     assert "&lt;b&gt;do not&lt;/b&gt;" in case_page.text and "queued" in case_page.text
-    assert "OVERDUE" not in case_page.text  # answered: no deadline any more
+    assert "OVERDUE" not in case_page.text  # the clock started at the import, just now
     # and export the reply bundle
     outbox = ws_client.get("/outbox")
     assert "1 reply(ies), 2 acknowledgement(s)" in outbox.text
@@ -105,7 +105,7 @@ def test_statistics_page_charts_and_csv(
     login(ws_client, desk)
     import_through_ui(ws_client, export(drop, tmp_path))
     page = ws_client.get("/stats")
-    assert "2 case(s); 0 answered." in page.text
+    assert "2 case(s); 0 with a reply sent." in page.text
     svg = ws_client.get("/stats/category.svg")
     assert svg.mimetype == "image/svg+xml" and b"doxxing" in svg.data and b"<script" not in svg.data
     rows = list(csv.reader(io.StringIO(ws_client.get("/stats.csv").text)))

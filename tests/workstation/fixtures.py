@@ -113,16 +113,19 @@ def login(client: FlaskClient, desk: Desk, username: str = ADMIN, **kw: str) -> 
     return client.post("/login", data=data)
 
 
-def import_through_ui(client: FlaskClient, bundle: Path, passphrase: str = "") -> object:
-    """Import a bundle through the journalist UI: upload, preview, confirm."""
+def import_through_ui(
+    client: FlaskClient, bundle: Path, passphrase: str = "", pulled: bytes | None = None
+) -> object:
+    """Import a bundle through the journalist UI: upload (with the ``.pulled`` file beside
+    it when ``pulled`` is given), preview, confirm."""
     page = client.get("/import")
-    preview = client.post(
-        "/import",
-        data={
-            "csrf_token": csrf_token(page.text),
-            "bundle": (io.BytesIO(bundle.read_bytes()), "b.tar"),
-        },
-    )
+    data: dict[str, object] = {
+        "csrf_token": csrf_token(page.text),
+        "bundle": (io.BytesIO(bundle.read_bytes()), "b.tar"),
+    }
+    if pulled is not None:
+        data["pulled"] = (io.BytesIO(pulled), "b.tar.pulled")
+    preview = client.post("/import", data=data)
     assert preview.status_code == 200, preview.text
     action = re.search(r'action="(/import/[0-9a-f]{32})"', preview.text)
     assert action

@@ -183,4 +183,4 @@ def test_a_reply_bundle_without_an_audit_head_still_imports(
     assert "audit_heads" not in json.loads(_member(second, "manifest.json"))
     assert import_bundle(ws, ADMIN, second).reports == 1
     assert _verify(ws)[0] == 0
-    assert bundles.SCHEMA_VERSION == 1
+    assert bundles.REPLY_SCHEMA_VERSION == 1

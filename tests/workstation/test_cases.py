@@ -29,12 +29,15 @@ def test_filters_sorting_and_overdue_cases(desk: Desk, drop: Drop, tmp_path: Pat
     assert [r.case.id for r in cases.list_cases(ws, cases.CaseFilter(category="legal"))] == [
         routine
     ]
-    # A danger report is due within 4 hours of its day; a day later it is overdue and first.
+    # A danger report is due within 4 hours of its import; a day later it is overdue and first.
     desk.clock.advance(days=1)
     rows = cases.list_cases(ws, cases.CaseFilter())
     assert rows[0].case.id == danger and rows[0].overdue
-    # Answering clears the deadline.
+    # A queued reply has not left: still due. Once it leaves, the deadline is met.
     replies.queue_reply(ws, ADMIN, danger, "We are here.")
+    rows = {r.case.id: r for r in cases.list_cases(ws, cases.CaseFilter())}
+    assert rows[danger].overdue and rows[danger].reply == "queued"
+    replies.export_reply_bundle(ws, ADMIN)
     rows = {r.case.id: r for r in cases.list_cases(ws, cases.CaseFilter())}
     assert rows[danger].deadline is None and not rows[danger].overdue
     with pytest.raises(CaseError, match="unknown status"):
@@ -85,6 +88,7 @@ def test_statistics_are_aggregates_only(desk: Desk, drop: Drop, tmp_path: Path) 
     danger, _ = _two_cases(desk, drop, tmp_path)
     desk.clock.advance(hours=30)
     replies.queue_reply(desk.ws, ADMIN, danger, "Answer.")
+    replies.export_reply_bundle(desk.ws, ADMIN)
     figures = stats.compute_statistics(desk.ws)
     assert figures.total == 2 and figures.responded == 1
     assert figures.counts["urgency"] == {"routine": 1, "urgent": 0, "danger": 1}
