@@ -89,6 +89,11 @@ class Settings:
     returning_source_concurrency: int = 2
     returning_source_queue: int = 8
     lane_wait_seconds: int = 15
+    # What the source pages promise (docs/configuration.md): true only where a transfer
+    # machine watches the urgency counts and alerts the on-call responder; otherwise the
+    # pages say the team usually answers within usual_response_hours.
+    alerts_configured: bool = False
+    usual_response_hours: int = 48
 
 
 _INT_FIELDS = {
@@ -112,6 +117,7 @@ _INT_FIELDS = {
     "returning_source_concurrency": (1, 64),
     "returning_source_queue": (0, 1024),
     "lane_wait_seconds": (1, 600),
+    "usual_response_hours": (1, 720),
 }
 
 #: Every key config.toml may hold (``None``: a value; else the keys of that table).
@@ -130,6 +136,7 @@ SETTING_KEYS: dict[str, tuple[str, ...] | None] = {
             "languages",
             "default_language",
             "gpg_binary",
+            "alerts_configured",
             *_INT_FIELDS,
         )
     ),
@@ -254,8 +261,17 @@ def _build(
         languages=tuple(languages),
         default_language=default_language,
         gpg_binary=str(raw.get("gpg_binary", "gpg")),
+        alerts_configured=_flag(raw, "alerts_configured", Settings.alerts_configured),
         **ints,
     )
+
+
+def _flag(table: dict[str, Any], name: str, default: bool) -> bool:
+    """A true/false setting: TOML's ``true`` or ``false``, never ``1`` or ``"yes"``."""
+    value = table.get(name, default)
+    if not isinstance(value, bool):
+        raise SettingsError(f"setting '{name}' must be true or false, not {value!r}")
+    return value
 
 
 def _bounded(table: dict[str, Any], name: str, low: int, high: int, default: int) -> int:

@@ -7,7 +7,21 @@ from typing import Any
 from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
 from werkzeug.exceptions import HTTPException
 
+from sdwm_web.services import SETTINGS, service
+from securedrop_wm.settings import Settings
+
 bp = Blueprint("main", __name__)
+
+
+@bp.app_context_processor
+def _response_promise() -> dict[str, Any]:
+    """What every source page may promise about a reply: an alert to the on-call
+    responder only where the deployment has one (``_response.html``)."""
+    settings = service(current_app, SETTINGS, Settings)
+    return {
+        "alerts_configured": settings.alerts_configured,
+        "usual_response_hours": settings.usual_response_hours,
+    }
 
 
 @bp.get("/")
