@@ -447,7 +447,7 @@ def main() -> None:
     parser.add_argument("--scenario-seconds", type=float, default=40)
     parser.add_argument("--capacity-concurrency", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=16, help="as deployed")
     parser.add_argument("--tor", action="store_true", help="over the private Tor network, PoW on")
     parser.add_argument("--attackers", type=int, default=6, help="--tor: flooding threads")
     parser.add_argument("--flood-seconds", type=float, default=60, help="--tor: flood length")

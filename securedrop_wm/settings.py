@@ -87,7 +87,7 @@ class Settings:
     new_source_concurrency: int = 1
     new_source_queue: int = 6
     returning_source_concurrency: int = 2
-    returning_source_queue: int = 8
+    returning_source_queue: int = 4
     lane_wait_seconds: int = 15
     # What the source pages promise (docs/configuration.md): true only where a transfer
     # machine watches the urgency counts and alerts the on-call responder; otherwise the
