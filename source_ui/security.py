@@ -58,12 +58,23 @@ def init_security(app: Flask, store: SessionStore) -> None:
         # Runs after CSRFProtect has checked the token: a valid token works once, even
         # when the cookie that carries it is replayed.
         if request.method != "POST":
+            _forget_spent_token()
             return
         token = session.pop("csrf_token", None)
         if isinstance(token, str) and form_token_spent_here(token):
             return  # spent before the upload's first file part started (uploads.py)
         if not isinstance(token, str) or not store.spend(token):
             raise CSRFError("form token already used")
+
+    def _forget_spent_token() -> None:
+        # A request that spent the token and never answered (an upload cut off after its
+        # first file part: the token is spent then, uploads.py) could not send the
+        # cookie without it: the browser still holds it, and the form shown next would
+        # carry it again, refused for ever. A spent token is dropped: the page gets a
+        # fresh one.
+        token = session.get("csrf_token")
+        if isinstance(token, str) and store.is_spent(token):
+            session.pop("csrf_token")
 
     init_headers(app, SECURITY_HEADERS)
 

@@ -197,6 +197,13 @@ class SessionStore:
         with self._transaction() as db:
             db.execute("DELETE FROM sessions WHERE id = ?", (record,))
 
+    def is_spent(self, token: str) -> bool:
+        """Whether a form token was used already (and is still remembered as used)."""
+        digest = hashlib.sha256(token.encode()).digest()
+        with self._transaction() as db:
+            found = db.execute("SELECT 1 FROM spent WHERE digest = ?", (digest,)).fetchone()
+        return found is not None
+
     def spend(self, token: str) -> bool:
         """Record a form token as used; False if it was used before.
 

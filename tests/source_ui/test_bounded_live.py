@@ -108,6 +108,34 @@ def test_a_300_part_report_is_refused_while_other_sources_are_served(data_dir: P
         flooder.close()
 
 
+def test_an_upload_cut_off_after_its_first_file_part_can_be_sent_again(data_dir: Path) -> None:
+    # The form token is spent when the first file part arrives, before gpg starts. A
+    # connection cut after that never brings back the cookie without the token: the
+    # browser keeps it, and every form shown afterwards carried it again and was refused
+    # as expired, for ever (a dropped Tor circuit, or the minimum rate cutting a stall).
+    with LiveServer(data_dir / "config.toml", free_port(), workers=1, threads=4) as server:
+        url = server.url
+        source, _ = new_live_source(url)
+        token = csrf_token(source.get(f"{url}/submit", timeout=TIMEOUT).text)
+        boundary, body = encode_multipart(report_form(token, 3, 300_000))
+        head = (
+            "POST /submit HTTP/1.1\r\n"
+            f"Host: 127.0.0.1:{server.port}\r\n"
+            f"Cookie: {cookie_header(source.cookies)}\r\n"
+            f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        with socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT) as sock:
+            sock.sendall(head + body[:400_000])  # into the second file
+            time.sleep(0.5)
+        # The same browser, the same cookie: the form again, then sent.
+        again = source.get(f"{url}/submit", timeout=TIMEOUT)
+        assert csrf_token(again.text) != token
+        sent = send_report(source, url, files=1)
+        assert sent.status_code == 302 and sent.headers["Location"].endswith("/thanks"), sent.text
+        source.close()
+
+
 @pytest.fixture
 def slow_kdf_data_dir(responders: Responders) -> Iterator[Path]:
     """A data dir whose Argon2id takes about a second (128 MiB, 6 passes): a source's

@@ -16,7 +16,7 @@ from securedrop_wm.bundles import ReplyFile, export_bundle, verify_export_bundle
 from securedrop_wm.crypto import GnuPG
 from securedrop_wm.drop import Drop
 from securedrop_wm.models import Report, Submission
-from securedrop_wm.status_counts import LevelCounts
+from securedrop_wm.status_counts import STATUS_ONLY_ERROR, LevelCounts
 from securedrop_wm.transfer import create_token, revoke_token, rotate_token, transfer_status
 from securedrop_wm.transfer_client import ServerStatus
 from securedrop_wm.vocabulary import Urgency
@@ -160,7 +160,7 @@ def test_a_status_only_token_is_refused_everything_else_before_any_work(
     # taken, no upload kept, nothing imported or acknowledged
     assert response.status_code == 403
     assert response.json == {
-        "error": "Forbidden",
+        "error": STATUS_ONLY_ERROR,
         "message": "this token may only read the counts (the status endpoint)",
     }
     assert server_state(drop) == before
