@@ -2,18 +2,15 @@
 ``serve-transfer --onion`` and ``transfer ...``, run as a user runs them; and a small
 flood of new sources over Tor (:class:`TorFlood`) with what the service's tor says about
 it (:func:`metrics`, :func:`pow_figures`, :func:`descriptor_inner_layer`), shared with
-``bench/flood.py --tor``; and where ``transfer watch`` delivers over Tor: an SMTP
-server with STARTTLS and AUTH (:func:`smtp_receiver`) and a certificate for an onion
-name (:func:`onion_certificate`)."""
+``bench/flood.py --tor``. Where ``transfer watch`` delivers (SMTP, webhook, and
+certificates for them) is tests/transfer/receivers.py."""
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import re
 import signal
 import socket
-import ssl
 import subprocess
 import sys
 import threading
@@ -22,24 +19,16 @@ import warnings
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import requests
 import socks
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from click.testing import CliRunner, Result
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from privnet import PrivateTorNetwork, TorClient, socks_error_code
 from stem.descriptor.hidden_service import HiddenServiceDescriptorV3
 
 from securedrop_wm.cli import main as cli
-from tests.transfer.receivers import wait_for
 
 PUBLISHED = re.compile(r"published at http://([a-z2-7]{56}\.onion)/")
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -391,87 +380,3 @@ class TorFlood:
         finally:
             for s in streams:
                 s.close()
-
-
-# -- where ``transfer watch`` delivers over Tor ----------------------------------------
-
-
-def onion_certificate(address: str, cert_path: Path, key_path: Path) -> None:
-    """A self-signed certificate (its own CA) for the name ``address``, as a team's mail
-    server published as an onion service may have; a client trusts it as its CA file."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, address)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=2))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(address)]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-
-
-@dataclass
-class MailDrop:
-    """An SMTP server's mailbox for one user and password: each message's bytes, and
-    who logged in."""
-
-    user: str
-    password: str
-    messages: list[bytes] = field(default_factory=list)
-    logins: list[str] = field(default_factory=list)
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
-        assert isinstance(envelope.content, bytes)
-        self.messages.append(envelope.content)
-        return "250 OK"
-
-    def __call__(
-        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
-    ) -> AuthResult:
-        ok = isinstance(data, LoginPassword) and (data.login, data.password) == (
-            self.user.encode(),
-            self.password.encode(),
-        )
-        if ok:
-            self.logins.append(self.user)
-        return AuthResult(success=ok, handled=False)
-
-    def wait(self, count: int, timeout: float) -> list[bytes]:
-        """The first ``count`` messages, once they are in (or fail after ``timeout``)."""
-        return wait_for(self.messages, count, timeout, "message(s)")
-
-
-@contextmanager
-def smtp_receiver(port: int, cert: Path, key: Path, user: str, password: str) -> Iterator[MailDrop]:
-    """An SMTP server on 127.0.0.1:``port`` that requires STARTTLS and AUTH over it."""
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert, key)
-    mailbox = MailDrop(user, password)
-    controller = Controller(
-        mailbox,
-        hostname="127.0.0.1",
-        port=port,
-        authenticator=mailbox,
-        tls_context=context,
-        require_starttls=True,
-        auth_require_tls=True,
-    )
-    controller.start()
-    try:
-        yield mailbox
-    finally:
-        controller.stop()

@@ -35,7 +35,6 @@ from urllib.parse import urlsplit
 
 import pytest
 from privnet import PrivateTorNetwork, fetch_until_ok
-from served import MailDrop, onion_certificate, smtp_receiver
 from test_source_over_tor import connect_host, tor_source
 from test_transfer_over_tor import TransferOnion, transfer_onion  # noqa: F401 - a fixture
 
@@ -53,7 +52,7 @@ from tests.docs.test_watch_doc import (
     watch_settings,
 )
 from tests.live import LiveServer, free_port
-from tests.transfer.receivers import webhook_receiver
+from tests.transfer.receivers import Mailbox, smtp_server, webhook_receiver, write_certificate
 
 pytestmark = pytest.mark.tor
 
@@ -78,7 +77,7 @@ def mail_text(raw: bytes, responders: Responders, folder: Path) -> str:
     return responders.decrypt(path).decode()
 
 
-def mail_danger(mailbox: MailDrop, responders: Responders, folder: Path) -> list[int]:
+def mail_danger(mailbox: Mailbox, responders: Responders, folder: Path) -> list[int]:
     """The pending danger count each mail says."""
     counts = []
     for raw in list(mailbox.messages):
@@ -128,7 +127,7 @@ def test_a_danger_report_at_the_onion_reaches_the_on_call_within_one_interval(
             run_setup_block(carried, shell_env(home))
             # The team's mail server has a certificate for its onion name, its own CA,
             # which the watcher trusts through the docs' smtp_ca_file = "ca.pem".
-            onion_certificate(mail_onion.address, folder / "ca.pem", base / "mail-key.pem")
+            write_certificate(mail_onion.address, folder / "ca.pem", base / "mail-key.pem")
             config = folder / "transfer.toml"
             config.write_text(
                 watch_settings(
@@ -153,9 +152,13 @@ def test_a_danger_report_at_the_onion_reaches_the_on_call_within_one_interval(
             args += ["--interval", str(INTERVAL), "--poll-interval", "5", "--poll-jitter", "1"]
             args += ["--retries", "2", "--retry-delay", "1"]
 
-            with smtp_receiver(
-                smtp_port, folder / "ca.pem", base / "mail-key.pem", SMTP_USER, SMTP_PASSWORD
-            ) as mailbox:
+            with smtp_server(
+                folder / "ca.pem",
+                base / "mail-key.pem",
+                "starttls",
+                port=smtp_port,
+                mailbox=Mailbox(SMTP_USER, SMTP_PASSWORD),
+            ) as (_, mailbox):
                 watch = subprocess.Popen(
                     [sys.executable, "-m", "securedrop_wm", *args],
                     cwd=base,

@@ -40,25 +40,34 @@ def wait_for(items: list[bytes], count: int, timeout: float, what: str) -> list[
 
 def self_signed(folder: Path) -> tuple[Path, Path]:
     """A certificate for 127.0.0.1 and its key: ``(cert.pem, key.pem)`` in ``folder``."""
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    write_certificate("127.0.0.1", cert_path, key_path)
+    return cert_path, key_path
+
+
+def write_certificate(name: str, cert_path: Path, key_path: Path) -> None:
+    """A self-signed certificate (its own CA) for ``name``, an IP address or a host name
+    (a team's mail server published as an onion has one for its onion name): a client
+    trusts it as its CA file."""
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    try:
+        alternative: x509.GeneralName = x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        alternative = x509.DNSName(name)
     now = dt.datetime.now(dt.UTC)
     cert = (
         x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
+        .subject_name(subject)
+        .issuer_name(subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(days=1))
         .not_valid_after(now + dt.timedelta(days=2))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
+        .add_extension(x509.SubjectAlternativeName([alternative]), critical=False)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
-    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     key_path.write_bytes(
         key.private_bytes(
@@ -67,13 +76,15 @@ def self_signed(folder: Path) -> tuple[Path, Path]:
             serialization.NoEncryption(),
         )
     )
-    return cert_path, key_path
 
 
 @dataclass
 class Mailbox:
-    """What the SMTP server received: each message's bytes, and who logged in."""
+    """What the SMTP server received for its one user: each message's bytes, and who
+    logged in."""
 
+    user: str = USER
+    password: str = PASSWORD
     messages: list[bytes] = field(default_factory=list)
     logins: list[str] = field(default_factory=list)
 
@@ -86,11 +97,11 @@ class Mailbox:
         self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
     ) -> AuthResult:
         ok = isinstance(data, LoginPassword) and (data.login, data.password) == (
-            USER.encode(),
-            PASSWORD.encode(),
+            self.user.encode(),
+            self.password.encode(),
         )
         if ok:
-            self.logins.append(USER)
+            self.logins.append(self.user)
         return AuthResult(success=ok, handled=False)  # a refusal then answers 535
 
     def wait(self, count: int, timeout: float) -> list[bytes]:
@@ -99,12 +110,15 @@ class Mailbox:
 
 
 @contextmanager
-def smtp_server(cert: Path, key: Path, tls: str) -> Iterator[tuple[int, Mailbox]]:
-    """An SMTP server on 127.0.0.1 with AUTH, over STARTTLS (required) or implicit TLS."""
+def smtp_server(
+    cert: Path, key: Path, tls: str, port: int | None = None, mailbox: Mailbox | None = None
+) -> Iterator[tuple[int, Mailbox]]:
+    """An SMTP server on 127.0.0.1 (``port``, or a free one) with AUTH for ``mailbox``'s
+    user, over STARTTLS (required) or implicit TLS."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
-    mailbox = Mailbox()
-    port = free_port()
+    mailbox = mailbox or Mailbox()
+    port = port or free_port()
     options: dict[str, Any] = (
         {"tls_context": context, "require_starttls": True, "auth_require_tls": True}
         if tls == "starttls"
