@@ -117,7 +117,7 @@ def test_an_upload_cut_off_after_its_first_file_part_can_be_sent_again(data_dir:
         url = server.url
         source, _ = new_live_source(url)
         token = csrf_token(source.get(f"{url}/submit", timeout=TIMEOUT).text)
-        boundary, body = encode_multipart(report_form(token, 3, 300_000))
+        boundary, body = encode_multipart(report_form(token, 3, 600_000))
         head = (
             "POST /submit HTTP/1.1\r\n"
             f"Host: 127.0.0.1:{server.port}\r\n"
@@ -125,9 +125,15 @@ def test_an_upload_cut_off_after_its_first_file_part_can_be_sent_again(data_dir:
             f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
             f"Content-Length: {len(body)}\r\n\r\n"
         ).encode()
+        (worker,) = server.worker_pids()
         with socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT) as sock:
-            sock.sendall(head + body[:400_000])  # into the second file
-            time.sleep(0.5)
+            # The worker reads the body a megabyte at a time: well into the second file.
+            sock.sendall(head + body[:1_400_000])
+            # Cut only once a file part is being encrypted: its token is spent by then.
+            deadline = time.monotonic() + 30
+            while not gpg_children(worker):
+                assert time.monotonic() < deadline, "the upload never reached a file part"
+                time.sleep(0.02)
         # The same browser, the same cookie: the form again, then sent.
         again = source.get(f"{url}/submit", timeout=TIMEOUT)
         assert csrf_token(again.text) != token
