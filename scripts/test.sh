@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(gnupg tor chromium chromium-driver sq debootstrap systemd-container
-              tinyproxy zstd apparmor nftables iproute2 openssh-client
+              tinyproxy zstd apparmor nftables iproute2 openssh-client bubblewrap poppler-utils
               fonts-noto-core fonts-noto-cjk)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

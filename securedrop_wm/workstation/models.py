@@ -154,6 +154,11 @@ class Case(Base):
     first_response_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, default=None)
     closed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, default=None)
     unread: Mapped[bool] = mapped_column(Boolean, default=True)
+    # A legal hold: never purged while set (retention.py); set and released with a reason.
+    legal_hold: Mapped[bool] = mapped_column(Boolean, default=False)
+    hold_reason: Mapped[str] = mapped_column(Text, default="")
+    held_by: Mapped[str | None] = mapped_column(String(64), default=None)
+    held_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, default=None)
 
     assignee: Mapped[Account | None] = relationship()
     reports: Mapped[list[Report]] = relationship(
@@ -213,10 +218,19 @@ class Submission(Base):
     filename: Mapped[str] = mapped_column(String(255), default="")
     safe_name: Mapped[str | None] = mapped_column(String(80), default=None)
     size: Mapped[int] = mapped_column(Integer)
-    metadata_json: Mapped[str] = mapped_column(Text, default="{}")
+    # "" until its metadata has been read (in the sandbox, on first view).
+    metadata_json: Mapped[str] = mapped_column(Text, default="")
     acknowledged_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, default=None)
+    # Chain of custody: the ciphertext's SHA-256 as the signed manifest gives it, the
+    # plaintext's as decrypted here, and the bundle it came in (None before 0004).
+    ciphertext_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    plaintext_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    imported_bundle_id: Mapped[int | None] = mapped_column(
+        ForeignKey("imported_bundles.id", ondelete="SET NULL"), default=None
+    )
 
     report: Mapped[Report] = relationship(back_populates="submissions")
+    imported_bundle: Mapped[ImportedBundle | None] = relationship()
 
 
 class Note(Base):
@@ -280,6 +294,8 @@ class ImportedBundle(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    # The SHA-256 of its signed manifest (None before 0004).
+    manifest_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
     server_id: Mapped[str] = mapped_column(String(80))
     sequence: Mapped[int] = mapped_column(Integer)
     created_day: Mapped[dt.date | None] = mapped_column(Date, default=None)
