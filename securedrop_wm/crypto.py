@@ -21,14 +21,15 @@ Helpers: :mod:`.gpg_support` (configuration, lock, coarsening), :mod:`.gpg_strea
 
 from __future__ import annotations
 
+import copy
 import errno
 import os
 import tempfile
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gnupg
 
@@ -72,6 +73,9 @@ from .gpg_support import (
     stop_agent,
 )
 from .store import coarsen_times
+
+if TYPE_CHECKING:
+    from hashlib import _Hash as Hash
 
 __all__ = ["EncryptingWriter", "GnuPG", "KeyInfo", "Readable", "_S2K_ADVANCED", "stop_agent"]
 
@@ -168,6 +172,34 @@ class GnuPG:
         if not armored:
             raise KeyMissingError(f"the secret key {fingerprint} is not in the keyring")
         return str(armored)
+
+    def launch_agent(self) -> None:
+        """Start this home's gpg-agent now, once: gpg processes started together would
+        otherwise race to start it, and a loser reports "no secret key"."""
+        _run_tool(["gpgconf", "--homedir", str(self.home), "--launch", "gpg-agent"], "no agent")
+
+    def encrypted_to(self, path: Path) -> set[str]:
+        """The long key IDs an OpenPGP message is encrypted to, read from its packets
+        without decrypting it (gpg ``--list-only``)."""
+        argv = [self._binary, "--homedir", str(self.home), "--batch", "--status-fd", "1"]
+        listed = _run_tool([*argv, "--list-only", "--decrypt", str(path)], "gpg could not read")
+        return {
+            line.split()[2]
+            for line in listed.stdout.splitlines()
+            if line.startswith("[GNUPG:] ENC_TO ") and len(line.split()) > 2
+        }
+
+    def key_ids(self, fingerprint: str) -> set[str]:
+        """The long key IDs of a key and its subkeys (what a message names as recipient).
+
+        :raises KeyMissingError: if the keyring lacks it.
+        """
+        with self._keyring.hold():
+            keys = self._gpg.list_keys(keys=[fingerprint])
+        found = [k for k in keys if k["fingerprint"] == fingerprint]
+        if not found:
+            raise KeyMissingError(f"key {fingerprint} is not in the keyring")
+        return {found[0]["keyid"], *(sub[0] for sub in found[0].get("subkeys", []))}
 
     def key_info(self, fingerprint: str) -> KeyInfo:
         """Describe one public key.
@@ -313,6 +345,14 @@ class GnuPG:
                 )
             self._gpg.delete_keys(fingerprint)
 
+    def delete_secret_key(self, fingerprint: str) -> None:
+        """Remove the secret part of a key that has no passphrase; keep its public key."""
+        with self._changing_keys():
+            argv = [self._binary, "--homedir", str(self.home), "--batch", "--yes"]
+            done = _run_tool([*argv, "--delete-secret-keys", fingerprint], "gpg could not delete")
+        if done.returncode != 0:
+            raise CryptoError(f"gpg could not delete the secret key {fingerprint}: {done.stderr}")
+
     def remove_source_keys(self, fingerprints: Sequence[str]) -> int:
         """Remove source keys for good, without their passphrases: keybox (or entry in the
         home's keybox, for a home made by an earlier release), secret key files and
@@ -399,6 +439,36 @@ class GnuPG:
                 raise StoreFullError("the disk is full")
             raise EncryptionError(f"gpg could not encrypt: {reason}")
 
+    def encrypt_stream_symmetric(self, stream: Readable, passphrase: str, output: Path) -> None:
+        """Encrypt ``stream`` into ``output`` under ``passphrase`` (AES-256). Only for a
+        passphrase made by ``secrets`` with at least 128 bits: gpg stretches it with
+        iterated SHA-512, no defence for a passphrase a person chose.
+
+        :raises EncryptionError: gpg failed; ``output`` is removed.
+        """
+        try:
+            result = self._gpg.encrypt_file(
+                stream,
+                None,
+                symmetric="AES256",
+                passphrase=passphrase,
+                armor=False,
+                output=str(output),
+                extra_args=[
+                    *_ENCRYPT_ARGS,
+                    "--s2k-cipher-algo",
+                    "AES256",
+                    "--s2k-digest-algo",
+                    "SHA512",
+                ],
+            )
+        except (OSError, ValueError) as e:
+            output.unlink(missing_ok=True)
+            raise EncryptionError(f"gpg could not be run: {e}") from None
+        if not result.ok:
+            output.unlink(missing_ok=True)
+            raise EncryptionError(f"gpg could not encrypt: {_reason(result)}")
+
     def encrypt_bytes(self, data: bytes, recipients: Sequence[str], output: Path) -> None:
         """Encrypt ``data`` (already in memory) into ``output``."""
         self.encrypt_stream(_BytesReader(data), recipients, output)
@@ -432,11 +502,31 @@ class GnuPG:
         output: Path,
         passphrase: str | None = None,
         max_output: int | None = None,
+        *,
+        digest: Hash | None = None,
     ) -> None:
         """Decrypt ``source`` into ``output`` without holding it in memory. On any error
-        ``output`` is removed; otherwise as :meth:`decrypt_file`."""
+        ``output`` is removed; otherwise as :meth:`decrypt_file`.
+
+        :param digest: a hashlib object fed the plaintext as it streams to ``output``
+            (the file is then written here, chunk by chunk, never read back).
+        """
         try:
-            self._decrypt(source, passphrase, max_output, output)
+            if digest is None:
+                self._decrypt(source, passphrase, max_output, output)
+                return
+            fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as sink:
+
+                def write(chunk: bytes) -> bool:
+                    digest.update(chunk)
+                    sink.write(chunk)
+                    return False  # written: not also kept in memory
+
+                result = self._decrypt(source, passphrase, max_output, None, on_data=write)
+            failure = getattr(result, "on_data_failure", None)
+            if failure is not None:  # writing the plaintext failed (a full disk, say)
+                raise failure
         except BaseException:
             output.unlink(missing_ok=True)
             raise
@@ -448,14 +538,20 @@ class GnuPG:
         max_output: int | None,
         output: Path | None,
         keys: Sequence[str] = (),
+        *,
+        on_data: Callable[[bytes], bool] | None = None,
     ) -> Any:
+        gpg = self._gpg
+        if on_data is not None:  # a copy of our own: on_data is per call, calls run in threads
+            gpg = copy.copy(self._gpg)
+            gpg.on_data = on_data
         extra_args = source_keys.keyring_args(self.home, keys)
         if max_output is not None:
             if max_output < 1:  # gpg takes 0 for "no limit"
                 raise ValueError("max_output must be at least 1 byte")
             extra_args += ["--max-output", str(max_output)]
         with source.open("rb") as f, self._keyring.hold():
-            result = self._gpg.decrypt_file(
+            result = gpg.decrypt_file(
                 f,
                 passphrase=passphrase,
                 always_trust=True,

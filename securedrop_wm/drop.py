@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -15,6 +15,7 @@ from .kdf import Peppers
 from .logs import silence_libraries
 from .models import Reply, Submission
 from .settings import Settings
+from .signing_home import open_signer
 from .store import Store
 
 
@@ -32,6 +33,14 @@ class Drop:
     store: Store
     gpg: GnuPG
     today: Callable[[], dt.date] = utc_today
+    _signer: GnuPG | None = field(default=None, repr=False)
+
+    def signing_gpg(self) -> GnuPG:
+        """The GnuPG home of the server's signing key, opened on first use (only the
+        transfer API and the key commands sign; the source UI never opens it)."""
+        if self._signer is None:
+            self._signer = open_signer(self.settings, self.gpg)
+        return self._signer
 
     @property
     def peppers(self) -> Peppers:
@@ -45,6 +54,8 @@ class Drop:
         if bind is not None:
             bind.dispose()
         self.gpg.close()
+        if self._signer is not None:
+            self._signer.close()
 
 
 def open_drop(settings: Settings, *, run_migrations: bool = True) -> Drop:

@@ -37,6 +37,9 @@ class Settings:
     data_dir: Path
     database_url: str
     gpg_home: Path
+    # The GnuPG home of the server's signing key, apart from gpg_home (which the source UI
+    # uses): only the transfer API and the key commands open it (signing_home.py).
+    signing_gpg_home: Path
     store_dir: Path
     responder_fingerprints: tuple[str, ...]
     # None only when loaded with require_team_key=False: a server whose team key is not
@@ -127,6 +130,7 @@ SETTING_KEYS: dict[str, tuple[str, ...] | None] = {
             "data_dir",
             "database_url",
             "gpg_home",
+            "signing_gpg_home",
             "store_dir",
             "session_dir",
             "responder_fingerprints",
@@ -241,6 +245,7 @@ def _build(
         data_dir=data_dir,
         database_url=database_url,
         gpg_home=path_setting("gpg_home", data_dir / "gnupg"),
+        signing_gpg_home=path_setting("signing_gpg_home", data_dir / "signing"),
         store_dir=path_setting("store_dir", data_dir / "store"),
         session_dir=path_setting("session_dir", data_dir) if "session_dir" in raw else None,
         responder_fingerprints=(

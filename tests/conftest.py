@@ -108,9 +108,10 @@ def data_dir(responders: Responders) -> Iterator[Path]:
     path = base / "data"
     init_data_dir(path, responders)
     yield path
-    subprocess.run(
-        ["gpgconf", "--homedir", str(path / "gnupg"), "--kill", "gpg-agent"], check=False
-    )
+    for home in ("gnupg", "signing"):
+        subprocess.run(
+            ["gpgconf", "--homedir", str(path / home), "--kill", "gpg-agent"], check=False
+        )
     shutil.rmtree(base, ignore_errors=True)
 
 

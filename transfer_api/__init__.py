@@ -27,7 +27,12 @@ def create_app(settings: Settings, drop: Drop | None = None) -> Flask:
         TRAP_HTTP_EXCEPTIONS=False,
         PROPAGATE_EXCEPTIONS=False,
     )
-    app.extensions[DROP] = drop if drop is not None else open_drop(settings)
+    if drop is None:
+        drop = open_drop(settings)
+        # Its own GnuPG home, opened now: a data dir made before the split has its
+        # signing key moved there at the first start, not at the first export.
+        drop.signing_gpg()
+    app.extensions[DROP] = drop
     init_security(app)
 
     from .views import bp

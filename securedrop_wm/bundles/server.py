@@ -295,7 +295,8 @@ def _export(
             audit_heads=export_audit_heads(drop),
             replies_received=export_replies_received(drop),
         )
-        _write_bundle(drop.gpg, server_id, None, _export_json(manifest), members, output, progress)
+        signer = drop.signing_gpg()
+        _write_bundle(signer, server_id, None, _export_json(manifest), members, output, progress)
     return manifest
 
 

@@ -32,6 +32,7 @@ from ..onion import generate_client_keypair as new_keypair
 from ..retention import maintain
 from ..server import run_gunicorn
 from ..settings import load_settings
+from ..signing_home import create_signing_key
 from ..sources import add_reply
 from ..transfer import create_token, list_tokens, revoke_token, rotate_token
 from . import DEFAULT_CONFIG, _Context, _load, main
@@ -75,7 +76,7 @@ def init(
         keys = (accept_key_file(gpg, p, "encrypt") for p in responder_keys)
         fingerprints = list(dict.fromkeys(keys))
         workstation = accept_key_file(gpg, workstation_key, "sign") if workstation_key else ""
-        signing = gpg.create_key("securedrop-wm server signing key", None)
+        signing = create_signing_key(data_dir / "signing", gpg)
     finally:
         gpg.close()
     kdf_lines = ""

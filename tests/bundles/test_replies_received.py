@@ -138,7 +138,7 @@ def test_a_schema_1_export_without_the_list_is_still_read(
     data = _export_json(old)
     assert "replies_received" not in json.loads(data)
     path = tmp_path / "old.tar"
-    _write_bundle(drop.gpg, server, None, data, [], path, None)
+    _write_bundle(drop.signing_gpg(), server, None, data, [], path, None)
     # Then the workstation reads it, with nothing received
     with verify_export_bundle(path, workstation_gpg, server, workdir) as v:
         assert (v.manifest.schema, v.manifest.replies_received) == (1, ())

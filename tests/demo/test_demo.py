@@ -242,12 +242,14 @@ def test_the_drop_holds_no_responder_secret_key(demo: RunningDemo) -> None:
     signing = re.search(r'^signing_fingerprint = "([0-9A-F]{40})"', config, re.MULTILINE)
     team = re.search(r'^team_fingerprint = "([0-9A-F]{40})"', config, re.MULTILINE)
     assert signing and team
-    # Besides its signing key the drop keeps only each source's own key, locked with a
-    # passphrase derived from the codename (DESIGN.md, flow 2): no responder's key.
+    # The drop keeps only each source's own key, locked with a passphrase derived from
+    # the codename (DESIGN.md, flow 2), and its signing key in a home of its own that the
+    # source UI never opens: no responder's key.
     with sqlite3.connect(demo.root / "drop" / "db.sqlite") as db:
         sources = {row[0] for row in db.execute("SELECT key_fingerprint FROM sources")}
     assert sources, "the round trip made a source"
-    assert secret_keys(demo.root / "drop" / "gnupg") == {signing.group(1), *sources}
+    assert secret_keys(demo.root / "drop" / "gnupg") == sources
+    assert secret_keys(demo.root / "drop" / "signing") == {signing.group(1)}
     ws_secrets = secret_keys(demo.root / "workstation" / "gnupg")
     assert team.group(1) in ws_secrets and not ws_secrets & sources
 

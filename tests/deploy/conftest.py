@@ -122,6 +122,7 @@ def deployment_factory(
                 "sdwm_app_responder_keys": [str(pgp_keys.team)],
                 "sdwm_app_workstation_key": str(pgp_keys.workstation),
                 "sdwm_backup_passphrase": backup_passphrase,
+                "sdwm_ssh_admin_keys": [Path(f"{ssh_key}.pub").read_text().strip()],
                 # Packages come through the harness's proxy on the host end of the veth.
                 "sdwm_firewall_update_proxy": f"{box.host_ip}:8888",
             },

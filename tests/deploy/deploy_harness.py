@@ -35,6 +35,8 @@ from pathlib import Path
 CACHE_DIR = Path(os.environ.get("SDWM_DEPLOY_CACHE", Path.home() / ".cache" / "securedrop-wm"))
 
 # What a provider's minimal Debian 12 image has, plus what Ansible and the harness need.
+# The admin account the playbook makes (sdwm_ssh_admin_user's default).
+ADMIN_USER = "sdwm-admin"
 BASE_PACKAGES = ("python3", "systemd", "systemd-sysv", "dbus", "openssh-server", "iproute2")
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -493,7 +495,7 @@ class Deployment:
         )
         host = {
             "ansible_host": self.box.name,
-            "ansible_user": "root",
+            "ansible_user": self.login_user(),
             "ansible_ssh_private_key_file": str(self.box.ssh_key),
             "ansible_ssh_common_args": ssh_args,
         }
@@ -501,6 +503,13 @@ class Deployment:
             json.dumps({"all": {"children": {"drop_servers": {"hosts": {self.box.name: host}}}}})
         )
         return path
+
+    def login_user(self) -> str:
+        """Who Ansible logs in as: root on a fresh server, the admin once site.yml has
+        shut root out of ssh (as the example inventory tells an admin to do)."""
+        if (self.box.root / "etc/ssh/sshd_config.d/securedrop-wm.conf").exists():
+            return ADMIN_USER
+        return "root"
 
     def playbook(self, name: str, **extra: object) -> dict[str, int]:
         """Run ``ansible/NAME`` against the container; return its recap counters."""

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.deploy_harness import Deployment, build_wheel
+from tests.deploy.deploy_harness import ADMIN_USER, Deployment, HarnessError, build_wheel
 
 # Under a busy CI machine a first deployment can take minutes: the module's setup
 # (two site.yml runs) and the restore test get a generous bound of their own.
@@ -36,6 +36,7 @@ pytestmark = [pytest.mark.deploy, pytest.mark.slow, pytest.mark.timeout(1500)]
 DATA = "/var/lib/securedrop-wm"
 SOURCE_HS = "/var/lib/tor/sdwm-source"
 TRANSFER_HS = "/var/lib/tor/sdwm-transfer"
+SSH_HS = "/var/lib/tor/sdwm-ssh"
 SOURCE_SOCKET = "/run/securedrop-wm/source.sock"
 UNITS = ("tor@default.service", "securedrop-wm-source.service", "securedrop-wm-transfer.service")
 CLIENT = Path(__file__).with_name("source_client.py")
@@ -46,6 +47,8 @@ CLIENT_IN_BOX = "/usr/local/share/sdwm-source-client.py"
 def drop(deployment_factory: Callable[[str, int], Deployment]) -> Deployment:
     """A container with site.yml applied twice; the recaps are kept on it."""
     deployment = deployment_factory("sdwm-drop-a", 1)
+    # ssh from the host's end of the veth, besides the onion service: the allow-list.
+    deployment.extra_vars["sdwm_firewall_ssh_sources"] = [deployment.box.host_ip]
     deployment.playbook("site.yml")
     deployment.playbook("site.yml")
     copy_client(deployment)
@@ -79,6 +82,102 @@ def is_v3_onion(hostname: str) -> bool:
     pubkey, checksum, version = raw[:32], raw[32:34], raw[34:]
     expected = hashlib.sha3_256(b".onion checksum" + pubkey + b"\x03").digest()[:2]
     return version == b"\x03" and checksum == expected
+
+
+def ssh_as(
+    deployment: Deployment, user: str, command: str, *options: str, key: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Log in with a real ssh client: over the veth (the allow-list's way in), or with
+    ``ProxyCommand=`` among ``options`` over the container's own sshd."""
+    return subprocess.run(
+        [
+            "ssh",
+            "-i",
+            str(key or deployment.box.ssh_key),
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "ConnectTimeout=10",
+            *options,
+            f"{user}@{deployment.box.ip}",
+            command,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def over_proxy(deployment: Deployment) -> str:
+    return f"ProxyCommand={deployment.box.ssh_proxy_command()}"
+
+
+def test_ssh_admits_the_admin_with_a_key_and_no_one_else(drop: Deployment) -> None:
+    effective = set(sh(drop, "sshd -T").splitlines())
+    assert effective >= {
+        "permitrootlogin no",
+        "passwordauthentication no",
+        "kbdinteractiveauthentication no",
+        "authenticationmethods publickey",
+        f"allowusers {ADMIN_USER}",
+        "x11forwarding no",
+        "allowtcpforwarding no",
+        "allowagentforwarding no",
+        "permittunnel no",
+        "maxauthtries 3",
+    }, sorted(effective)
+    # Over the network, from an allow-listed address: the admin's key works, and sudo.
+    admin = ssh_as(drop, ADMIN_USER, "sudo -n id -u")
+    assert (admin.returncode, admin.stdout.strip()) == (0, "0"), admin.stderr
+    # root, with the very key that deployed the server, is refused ...
+    root = ssh_as(drop, "root", "true")
+    assert root.returncode == 255 and "Permission denied" in root.stderr, root.stderr
+    # ... and so is a password, even for the admin.
+    password = ssh_as(
+        drop,
+        ADMIN_USER,
+        "true",
+        "-o",
+        "PubkeyAuthentication=no",
+        "-o",
+        "PreferredAuthentications=password,keyboard-interactive",
+    )
+    assert password.returncode == 255 and "Permission denied" in password.stderr
+    # The firewall lets in ssh from the allow-list only; nothing else comes in.
+    ruleset = sh(drop, "nft list ruleset")
+    assert f"ip saddr {drop.box.host_ip} tcp dport 22 ct state new accept" in ruleset, ruleset
+    assert "\ttcp dport 22 ct state new accept" not in ruleset
+
+
+def test_ssh_onion_requires_client_auth(drop: Deployment) -> None:
+    onion = sh(drop, f"cat {SSH_HS}/hostname")
+    assert is_v3_onion(onion), onion
+    assert (drop.admin_dir / "ssh.onion").read_text().strip() == onion
+    assert onion not in {sh(drop, f"cat {h}/hostname") for h in (SOURCE_HS, TRANSFER_HS)}
+    torrc = sh(drop, "cat /etc/tor/torrc").splitlines()
+    assert f"HiddenServiceDir {SSH_HS}" in torrc
+    assert "HiddenServicePort 22 127.0.0.1:22" in torrc
+    assert stat(drop, f"{SSH_HS}/authorized_clients/admin.auth") == "600 debian-tor debian-tor"
+    line = (drop.admin_dir / "ssh-clients/admin.auth_private").read_text().strip()
+    assert line.startswith(onion.removesuffix(".onion") + ":descriptor:x25519:")
+    assert (drop.admin_dir / "ssh-clients/admin.key").stat().st_mode & 0o077 == 0
+
+
+def assert_ssh_over_onion_only(deployment: Deployment) -> None:
+    """With no allow-list: sshd on loopback (for tor) and no way in through the firewall."""
+    effective = set(sh(deployment, "sshd -T").splitlines())
+    assert "listenaddress 127.0.0.1:22" in effective
+    assert {line for line in effective if line.startswith("listenaddress")} == {
+        "listenaddress 127.0.0.1:22"
+    }
+    assert "dport 22" not in sh(deployment, "nft list ruleset")
+    listeners = sh(deployment, "ss -Hltn")
+    assert all("127.0.0.1:22 " in line for line in listeners.splitlines()), listeners
 
 
 def test_second_run_changes_nothing(drop: Deployment) -> None:
@@ -218,6 +317,7 @@ def test_modes_of_data_and_keys(drop: Deployment) -> None:
         f"{DATA}/config.toml": "600 sdwm sdwm",
         f"{DATA}/secrets.toml": "600 sdwm sdwm",
         f"{DATA}/gnupg": "700 sdwm sdwm",
+        f"{DATA}/signing": "700 sdwm sdwm",
         f"{DATA}/store": "700 sdwm sdwm",
         "/etc/securedrop-wm/keys": "750 root sdwm",
         SOURCE_HS: "700 debian-tor debian-tor",
@@ -271,6 +371,27 @@ def test_hardening(drop: Deployment) -> None:
         assert re.search(r"Max core file size\s+0\s+0", limits), (unit, limits)
 
 
+def test_the_signing_key_is_out_of_the_source_uis_reach(drop: Deployment) -> None:
+    def main_pid(unit: str) -> str:
+        return sh(drop, f"systemctl show -p MainPID --value {unit}")
+
+    signing = f"{DATA}/signing"
+    # The transfer API sees the signing key's home; the source UI's processes see an
+    # empty, inaccessible folder in its place, even as root.
+    inside_transfer = sh(drop, f"nsenter -t {main_pid(UNITS[2])} -m -- ls -A {signing}")
+    assert "private-keys-v1.d" in inside_transfer
+    source = main_pid(UNITS[1])
+    assert sh(drop, f"nsenter -t {source} -m -- ls -A {signing} 2>&1 || true") in (
+        "",
+        f"ls: cannot open directory '{signing}': Permission denied",
+    )
+    as_app = drop.box.sh(f"nsenter -t {source} -m -- runuser -u sdwm -- ls {signing}", check=False)
+    assert as_app.returncode != 0 and "Permission denied" in as_app.stderr
+    # and the source UI's own GnuPG home holds no secret key at all
+    listing = f"runuser -u sdwm -- gpg --homedir {DATA}/gnupg --batch --list-secret-keys"
+    assert sh(drop, listing) == ""
+
+
 def submissions(deployment: Deployment) -> tuple[str, str]:
     """What the drop holds: its sources and reports, and the ciphertexts' digests."""
     cli = "runuser -u sdwm -- env SDWM_CONFIG=/var/lib/securedrop-wm/config.toml"
@@ -309,7 +430,7 @@ def decrypt_backup(archive: Path, passphrase: str) -> subprocess.CompletedProces
 
 
 def test_backup_restores_into_a_fresh_server(
-    drop: Deployment, deployment_factory: Callable[[str, int], Deployment]
+    drop: Deployment, deployment_factory: Callable[[str, int], Deployment], tmp_path: Path
 ) -> None:
     # Given a report in the drop
     assert int(sh(drop, f"python3 {CLIENT_IN_BOX} {SOURCE_SOCKET} submit 'A report'")) == 200
@@ -334,6 +455,17 @@ def test_backup_restores_into_a_fresh_server(
     assert source_get(drop, "/") == 200  # the apps came back after the backup
     fresh = deployment_factory("sdwm-drop-b", 2)
     copy_client(fresh)
+    # A run whose own key is not among the admin's keys stops before shutting root out
+    # (it could not come back), and root still logs in.
+    other = tmp_path / "other"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", other], check=True)
+    with pytest.raises(HarnessError, match="could not log in as sdwm-admin"):
+        fresh.playbook("site.yml", sdwm_ssh_admin_keys=[Path(f"{other}.pub").read_text()])
+    assert not (fresh.box.root / "etc/ssh/sshd_config.d/securedrop-wm.conf").exists()
+    assert ssh_as(fresh, "root", "id -u", "-o", over_proxy(fresh)).stdout.strip() == "0"
+    # (a key that is the admin's but not this run's is refused too)
+    locked_out = ssh_as(fresh, ADMIN_USER, "true", "-o", over_proxy(fresh))
+    assert locked_out.returncode == 255
     fresh.playbook("restore.yml", sdwm_backup_restore_archive=str(archive))
     # Then it has the same onion addresses and the same submissions
     for name in ("source", "transfer"):
@@ -344,6 +476,12 @@ def test_backup_restores_into_a_fresh_server(
     for unit in UNITS:
         assert sh(fresh, f"systemctl is-active {unit}") == "active", unit
     assert source_get(fresh, "/") == 200
+    # Its admin comes over the same (restored) ssh onion, and only that way.
+    assert (fresh.admin_dir / "ssh.onion").read_text() == (drop.admin_dir / "ssh.onion").read_text()
+    assert_ssh_over_onion_only(fresh)
+    admin = ssh_as(fresh, ADMIN_USER, "sudo -n id -u", "-o", over_proxy(fresh))
+    assert admin.stdout.strip() == "0", admin.stderr
+    assert ssh_as(fresh, "root", "true", "-o", over_proxy(fresh)).returncode == 255
 
 
 def test_update_to_a_new_release(drop: Deployment, app_source: Path, tmp_path: Path) -> None:

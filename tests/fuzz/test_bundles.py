@@ -109,7 +109,7 @@ def test_signed_hostile_manifests_are_refused_or_consistent(
         manifest: Any = genuine.manifest
         _replace(manifest, path, value)
         body = json.dumps(manifest).encode()
-        members = genuine.with_manifest(body, sign_as(drop.settings.gpg_home, server, body))
+        members = genuine.with_manifest(body, sign_as(drop.settings.signing_gpg_home, server, body))
         bundle = tmp_path / "hostile.tar"
         bundle.write_bytes(tar_bytes(members))
         try:

@@ -464,7 +464,9 @@ def _attack(drop: Drop, responders: Responders, folder: Path) -> Attack:
     older = Genuine(export(drop, folder, "older.tar"))
     newer = Genuine(export(drop, folder, "newer.tar"))
     server = drop.settings
-    return Attack(newer, older, server.gpg_home, server.signing_fingerprint, responders, folder)
+    return Attack(
+        newer, older, server.signing_gpg_home, server.signing_fingerprint, responders, folder
+    )
 
 
 @pytest.fixture(scope="module")

@@ -147,7 +147,9 @@ def test_an_item_that_inflates_far_beyond_its_ciphertext_is_refused(
 
     path = tmp_path / "bomb.tar"
     server = drop.settings
-    path.write_bytes(tar_bytes(resign(members, server.gpg_home, server.signing_fingerprint, swap)))
+    path.write_bytes(
+        tar_bytes(resign(members, server.signing_gpg_home, server.signing_fingerprint, swap))
+    )
     # When it is imported, then it is refused rather than written out at 64 MiB
     start = time.monotonic()
     with pytest.raises(ImportRefusedError, match="decrypts to more than"):

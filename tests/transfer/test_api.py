@@ -291,7 +291,7 @@ def test_error_messages_name_no_path(
         raise OSError(errno.ENOSPC, "No space left on device")
 
     submit(drop)
-    monkeypatch.setattr(drop.gpg, "sign_detached", disk_full)
+    monkeypatch.setattr(drop.signing_gpg(), "sign_detached", disk_full)
     # When the transfer machine asks for it
     response = api_client.get("/export", headers=bearer(token))
     # Then it is told why, but not where the server keeps its files
