@@ -30,6 +30,8 @@ fi
 
 need=(gnupg python3-venv)
 [ ${#ONION[@]} -gt 0 ] && need+=(tor)
+# The demo's workstation draws sources' files in a sandbox (docs/workstation.md).
+[ ${#KEYS[@]} -eq 0 ] && need+=(bubblewrap poppler-utils)
 missing=()
 for p in "${need[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

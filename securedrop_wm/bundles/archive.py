@@ -12,6 +12,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import io
+import json
 import os
 import re
 import secrets
@@ -36,6 +37,7 @@ from .errors import (
     SpecialMemberError,
     TooManyMembersError,
     TruncatedBundleError,
+    UnknownSignerError,
     UnlistedMemberError,
     WrongServerError,
 )
@@ -413,7 +415,11 @@ def _read_members(
                     raise BundleFormatError(f"the bundle is not signed: no {SIGNATURE} second")
                 if info.size > limits.max_signature_bytes:
                     raise MemberTooLargeError(f"the signature is too large ({info.size} bytes)")
-                _verify_signature(gpg, manifest_bytes, _read_all(tar, info), signer, role)
+                try:
+                    _verify_signature(gpg, manifest_bytes, _read_all(tar, info), signer, role)
+                except UnknownSignerError:
+                    _refuse_another_kind(manifest_bytes, role)
+                    raise
                 manifest_sha = hashlib.sha256(manifest_bytes).hexdigest()
                 manifest, expected = parse(_load_json(manifest_bytes), signer, limits)
                 continue
@@ -443,6 +449,30 @@ def _read_members(
                 f"the bundle lacks {len(missing)} member(s) the manifest lists, e.g. {missing[0]}"
             )
     return manifest, manifest_sha
+
+
+# What each kind of signed package is, in words, by the format its manifest declares.
+_KINDS = {
+    "sdwm-export": "an export bundle (made by the drop server for the workstation)",
+    "sdwm-replies": "a reply bundle (made by the workstation for the drop server)",
+    "sdwm-case-export": "a case export (made by the workstation for a lawyer or partner)",
+}
+_EXPECTED = {"server": "sdwm-export", "workstation": "sdwm-replies"}
+
+
+def _refuse_another_kind(manifest_bytes: bytes, role: str) -> None:
+    """When a signature is not the pinned key's, say so in words if the package is of
+    another kind altogether (a reply bundle given to the import, say) rather than only
+    by key numbers. The manifest is not trusted: only its declared format is read, and
+    the package is refused either way."""
+    try:
+        declared = json.loads(manifest_bytes).get("format")
+    except (ValueError, AttributeError):
+        return
+    expected = _EXPECTED.get(role)
+    if isinstance(declared, str) and declared in _KINDS and declared != expected:
+        wanted = _KINDS.get(expected or "", "another kind of bundle")
+        raise BundleFormatError(f"this is {_KINDS[declared]}, not {wanted}: refused")
 
 
 class _BoundedTarInfo(tarfile.TarInfo):

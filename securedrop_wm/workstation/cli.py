@@ -189,3 +189,65 @@ def purge(config: str | None, dry_run: bool) -> None:
     finally:
         ws.close()
     click.echo(f"purged {len(purged)} case(s)")
+
+
+@workstation.command("export-case")
+@config_option
+@click.option("--case", "case_id", type=int, required=True, help="The case's number.")
+@click.option("--by", "actor", required=True, help="Your account (named in the audit log).")
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The package to write (default: a neutral name in the current folder).",
+)
+@click.option(
+    "--recipient-key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The recipient's OpenPGP public key file: encrypt the package to it.",
+)
+@click.option("--ask-passphrase", is_flag=True, help="The workstation key has a passphrase.")
+def export_case(
+    config: str | None,
+    case_id: int,
+    actor: str,
+    output: Path | None,
+    recipient_key: Path | None,
+    ask_passphrase: bool,
+) -> None:
+    """Export a case as a signed package for a lawyer (docs/case-export.md)."""
+    from . import case_export
+
+    ws = _open(config)
+    try:
+        recipient = None
+        if recipient_key is not None:
+            data = recipient_key.read_bytes()
+            recipient = case_export.check_recipient(data, ws.settings.gpg_binary)
+        if output is None:
+            output = Path(case_export.download_name(ws.now(), recipient is not None))
+        if output.exists():
+            raise click.ClickException(f"{output} exists already; refusing to overwrite it")
+        passphrase = None
+        if ask_passphrase:
+            passphrase = click.prompt("Workstation key passphrase", hide_input=True)
+        made = case_export.export_case(
+            ws, actor, case_id, output, recipient=recipient, passphrase=passphrase
+        )
+    except SecureDropError as e:
+        raise click.ClickException(str(e)) from None
+    finally:
+        ws.close()
+    to = f"encrypted to {made.recipient}" if made.recipient else "NOT encrypted"
+    click.echo(f"wrote {made.path} ({to})")
+    click.echo(f"signed by the workstation key {made.signing_fingerprint}")
+
+
+def _add_backup_commands() -> None:
+    """Backup, restore and the team key's export: their own module (it uses the above)."""
+    from .cli_backup import backup, export_team_key, restore
+
+    for command in (backup, restore, export_team_key):
+        workstation.add_command(command)
+
+
+_add_backup_commands()

@@ -13,17 +13,28 @@ encrypts, so a genuine item's plaintext is smaller than its ciphertext. An item 
 inflates beyond its own size (compressed by a compromised server to fill the disk or the
 memory) is refused as soon as gpg reaches that size; a whole import so writes at most
 the bundle's size in plaintext (``max_bundle_bytes``), and a message, decrypted in
-memory, is refused beyond ``MAX_MESSAGE_BYTES``.
+memory, is refused beyond ``MAX_MESSAGE_BYTES`` (decrypting.py).
+
+Chain of custody: each item keeps the SHA-256 of its ciphertext as the signed manifest
+states it (the bundle layer checked the ciphertext against it), the SHA-256 of its
+plaintext (hashed as gpg streams it out, never read back) and the bundle it came in
+(whose manifest hash, sequence, importer and time are recorded). Attachments are not
+parsed here: their metadata is read later, on first view.
+
+Items are decrypted by a few gpg processes at a time (``workers``); the database is
+still written in one transaction once every item is decrypted.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-import json
 import os
-import secrets
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+import tarfile
+import tempfile
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,20 +44,17 @@ from sqlalchemy.orm import Session
 from ..bundles.archive import VerifiedExport, check_replay, verify_export_bundle
 from ..bundles.errors import BundleError
 from ..bundles.manifest import ExportItem
-from ..errors import DecryptionError, KeyMissingError, OutputTooLargeError
+from ..errors import KeyMissingError
 from ..vocabulary import CaseStatus, Category, Urgency, urgency_rank
 from . import audit, clocks
-from .errors import ImportRefusedError, SecretKeyLockedError
+from .decrypting import DECRYPT_WORKERS, Decrypted, decrypt_all
+from .errors import ImportRefusedError
 from .keys import require_secret_key, strengthen_protection
-from .metadata import summarize
 from .models import Case, ImportedBundle, Report, Submission
 from .services import Workstation
 
-_TEMP_PREFIX = ".import-"
-_SHORT_FIELDS = ("category", "urgency", "reply_language", "wiki", "links", "what_happened")
-# A report's fields are capped by the source UI at well under 2 MiB of JSON, even with
-# every character escaped; this leaves room and bounds the memory one message takes.
-MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+# The start of an item that names its recipients (public-key packets come first).
+_RECIPIENTS_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -63,6 +71,9 @@ class BundlePreview:
     urgent: int
     already_imported: bool
     pulled_at: dt.datetime | None = None
+    # Not None when the items are encrypted to keys other than this workstation's team
+    # key: what to tell the admin (they would not decrypt here).
+    key_mismatch: str | None = None
 
 
 @dataclass(frozen=True)
@@ -77,14 +88,6 @@ class ImportResult:
     skipped: int = 0
 
 
-@dataclass
-class _Decrypted:
-    """Decrypted items of one bundle before they are recorded."""
-
-    messages: dict[str, dict[str, Any]] = field(default_factory=dict)
-    files: dict[str, Path] = field(default_factory=dict)
-
-
 def preview_bundle(ws: Workstation, path: Path) -> BundlePreview:
     """Verify a bundle completely (nothing kept) and say what it holds.
 
@@ -96,6 +99,10 @@ def preview_bundle(ws: Workstation, path: Path) -> BundlePreview:
             already = _already_imported(db, verified)
             known = _known_items(db, (i.id for i in manifest.items))
     items = manifest.items
+    mismatch = None
+    if items:
+        with _first_item(path, items[0].id) as head:
+            mismatch = _key_mismatch(ws, head)
     return BundlePreview(
         sequence=manifest.sequence,
         created_day=manifest.created_day,
@@ -107,16 +114,56 @@ def preview_bundle(ws: Workstation, path: Path) -> BundlePreview:
         urgent=len({i.report_id for i in items if i.urgent}),
         already_imported=already,
         pulled_at=clocks.read_pull_time(path),
+        key_mismatch=mismatch,
+    )
+
+
+@contextlib.contextmanager
+def _first_item(path: Path, item_id: str) -> Iterator[Path]:
+    """The start of an item's ciphertext (where its recipients are named), from a bundle
+    verified already, in a throwaway file: a preview keeps no member."""
+    with tempfile.TemporaryDirectory(prefix="sdwm-preview-") as folder:
+        head = Path(folder) / "item.gpg"
+        with tarfile.open(path) as tar:
+            member = next(m for m in tar.getmembers() if m.name.endswith(f"/{item_id}.gpg"))
+            source = tar.extractfile(member)
+            assert source is not None
+            head.write_bytes(source.read(_RECIPIENTS_BYTES))
+        yield head
+
+
+def _key_mismatch(ws: Workstation, item: Path) -> str | None:
+    """Why the bundle's items would not decrypt with this workstation's team key, or
+    None. One item (its ciphertext) tells: the drop encrypts every item to the same keys."""
+    team = ws.team_fingerprint()
+    try:
+        expected = ws.gpg.key_ids(team)
+    except KeyMissingError:
+        return f"this workstation's team key {team} is not in its keyring"
+    found = ws.gpg.encrypted_to(item)
+    if found & expected:
+        return None
+    named = ", ".join(sorted(found)) or "no key"
+    return (
+        f"the bundle's items are encrypted to {named}, not to this workstation's team key "
+        f"{team}: the drop encrypts to another team key (compare team_fingerprint in the "
+        "drop's config.toml with the team key chosen at setup)"
     )
 
 
 def import_bundle(
-    ws: Workstation, actor: str, path: Path, passphrase: str | None = None
+    ws: Workstation,
+    actor: str,
+    path: Path,
+    passphrase: str | None = None,
+    *,
+    workers: int = DECRYPT_WORKERS,
 ) -> ImportResult:
     """Verify, decrypt and record a bundle. Its reports' clocks start at the pull time
     written beside it (``<bundle>.pulled``) when plausible, else now (see clocks.py).
 
     :param passphrase: of the team's secret key, if it has one.
+    :param workers: gpg processes decrypting at a time (at least 1).
     :raises ImportRefusedError: the bundle is refused, with the reason.
     :raises SecretKeyMissingError: the team's secret key is not in the keyring.
     :raises SecretKeyLockedError: the team key needs a passphrase, or a different one.
@@ -129,18 +176,17 @@ def import_bundle(
                 return ImportResult(manifest.sequence, already_imported=True)
             known = _known_items(db, (i.id for i in manifest.items))
         new = [i for i in manifest.items if i.id not in known]
-        keys = _check_source_keys(ws, verified, {i.source_id for i in new})
-        decrypted = _Decrypted()
+        mismatch = _key_mismatch(ws, verified.item_path(new[0].id)) if new else None
+        if mismatch is not None:
+            raise ImportRefusedError(f"bundle refused: {mismatch}")
+        keys = _check_source_keys(ws, verified, {i.source_id for i in new}, workers)
+        decrypted = Decrypted()
         added_keys: list[str] = []
         try:
-            for item in new:
-                _decrypt(ws, verified, item, decrypted, passphrase)
-            metadata = dict(
-                zip(decrypted.files, summarize(list(decrypted.files.values())), strict=True)
-            )
+            decrypt_all(ws, verified, new, decrypted, passphrase, workers)
             pulled_at = clocks.read_pull_time(path)
             with ws.write() as db:
-                counts = _record(ws, db, actor, verified, new, decrypted, metadata, pulled_at)
+                counts = _record(ws, db, actor, verified, new, decrypted, pulled_at)
                 result = ImportResult(
                     manifest.sequence, False, *counts, skipped=len(manifest.items) - len(new)
                 )
@@ -178,7 +224,7 @@ def import_bundle(
                         detail=f"bundle {manifest.sequence}: the drop server holds "
                         f"{missing} head(s) this log does not contain",
                     )
-                _import_source_keys(ws, keys, added_keys)
+                _import_source_keys(ws, keys, added_keys, workers)
                 _place_files(ws, decrypted)
         except BaseException:
             for fingerprint in added_keys:
@@ -245,106 +291,56 @@ def _known_items(db: Session, ids: Iterable[str]) -> set[str]:
     return known
 
 
-def _decrypt(
-    ws: Workstation,
-    verified: VerifiedExport,
-    item: ExportItem,
-    out: _Decrypted,
-    passphrase: str | None,
-) -> None:
-    source = verified.item_path(item.id)
-    # max(.., 1): gpg takes a limit of 0 for none (an empty item cannot decrypt anyway).
-    limit = max(1, item.size)
-    if item.kind == "message":
-        limit = min(limit, MAX_MESSAGE_BYTES)
-    try:
-        if item.kind == "message":
-            data = ws.gpg.decrypt_file(source, passphrase, max_output=limit)
-            out.messages[item.id] = _parse_message(item.id, data)
-        else:
-            temp = ws.settings.files_dir / f"{_TEMP_PREFIX}{secrets.token_hex(16)}"
-            out.files[item.id] = temp
-            ws.gpg.decrypt_to_file(source, temp, passphrase, max_output=limit)
-    except OutputTooLargeError:
-        raise ImportRefusedError(
-            f"bundle refused: item {item.id} decrypts to more than {limit} bytes, more than "
-            "its ciphertext or a message can hold (compressed data the drop never writes)"
-        ) from None
-    except DecryptionError as e:
-        raise _decryption_error(item.id, str(e), passphrase) from None
-
-
-def _decryption_error(item_id: str, reason: str, passphrase: str | None) -> Exception:
-    """Say why gpg could not decrypt. The team's secret key was found beforehand, so
-    "no secret key" without a passphrase means gpg could not unlock it (batch mode has no
-    pinentry to ask)."""
-    lowered = reason.lower()
-    if "bad passphrase" in lowered or (passphrase is not None and "passphrase" in lowered):
-        return SecretKeyLockedError("the team key's passphrase is wrong: type it again")
-    if "no secret key" in lowered or "no_seckey" in lowered:
-        if passphrase is None:
-            return SecretKeyLockedError(
-                "the team's secret key is locked: type its passphrase and import again"
-            )
-        return SecretKeyLockedError(
-            "the team's secret key could not be unlocked: the passphrase is wrong "
-            f"(or item {item_id} is not encrypted to the team key)"
-        )
-    return ImportRefusedError(f"bundle refused: item {item_id} could not be decrypted ({reason})")
-
-
-def _parse_message(item_id: str, data: bytes) -> dict[str, Any]:
-    """The report's form fields, checked to be what the source UI writes."""
-    try:
-        body = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise ImportRefusedError(f"bundle refused: message {item_id} is not JSON") from None
-    if not isinstance(body, dict) or body.get("schema") != 1:
-        raise ImportRefusedError(f"bundle refused: message {item_id} has an unknown schema")
-    for name in _SHORT_FIELDS:
-        if not isinstance(body.get(name, ""), str):
-            raise ImportRefusedError(f"bundle refused: message {item_id}: '{name}' is not text")
-    files = body.get("files", [])
-    if not isinstance(files, list) or not all(
-        isinstance(f, dict)
-        and isinstance(f.get("submission"), str)
-        and isinstance(f.get("name"), str)
-        for f in files
-    ):
-        raise ImportRefusedError(f"bundle refused: message {item_id}: malformed file list")
-    return body
-
-
 def _check_source_keys(
-    ws: Workstation, verified: VerifiedExport, source_ids: set[str]
+    ws: Workstation, verified: VerifiedExport, source_ids: set[str], workers: int
 ) -> dict[str, bytes]:
     """Read the public keys replies will be encrypted to, importing nothing: each must hold
-    exactly the public key the manifest names. :returns: fingerprint to key data."""
+    exactly the public key the manifest names (``workers`` gpg at a time).
+
+    :returns: fingerprint to key data.
+    """
     entries = {s.id: s for s in verified.manifest.sources}
-    keys = {}
-    for source_id in sorted(source_ids):
-        entry = entries.get(source_id)
-        if entry is None:
+    wanted = sorted(source_ids)
+    for source_id in wanted:
+        if source_id not in entries:
             raise ImportRefusedError(f"bundle refused: source {source_id} is not listed")
-        data = verified.key_path(source_id).read_bytes()
-        if ws.gpg.scan_keys(data) != [("pub", entry.key_fingerprint)]:
+    datas = [verified.key_path(source_id).read_bytes() for source_id in wanted]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        scans = list(pool.map(ws.gpg.scan_keys, datas))
+    keys = {}
+    for source_id, data, scan in zip(wanted, datas, scans, strict=True):
+        fingerprint = entries[source_id].key_fingerprint
+        if scan != [("pub", fingerprint)]:
             raise ImportRefusedError(
                 f"bundle refused: the key of source {source_id} is not the one the manifest names"
             )
-        keys[entry.key_fingerprint] = data
+        keys[fingerprint] = data
     return keys
 
 
-def _import_source_keys(ws: Workstation, keys: dict[str, bytes], added: list[str]) -> None:
-    """Import checked keys, appending to ``added`` each one the keyring lacked, so that a
-    failure later in the import can remove them again."""
-    for fingerprint, data in keys.items():
-        try:
-            ws.gpg.key_info(fingerprint)
-        except KeyMissingError:
-            added.append(fingerprint)
-        if fingerprint not in ws.gpg.import_keys(data):
+def _import_source_keys(
+    ws: Workstation, keys: dict[str, bytes], added: list[str], workers: int
+) -> None:
+    """Import checked keys (each holds one public key, :func:`_check_source_keys`) in one
+    gpg call, appending to ``added`` each one the keyring lacked, so that a failure later
+    in the import can remove them again."""
+    if not keys:
+        return
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        present = list(pool.map(_has_key, [ws] * len(keys), keys))
+    added.extend(f for f, there in zip(keys, present, strict=True) if not there)
+    imported = set(ws.gpg.import_keys(b"\n".join(keys.values())))
+    for fingerprint in keys:
+        if fingerprint not in imported:
             raise ImportRefusedError(f"bundle refused: key {fingerprint} could not be imported")
+
+
+def _has_key(ws: Workstation, fingerprint: str) -> bool:
+    try:
+        ws.gpg.key_info(fingerprint)
+    except KeyMissingError:
+        return False
+    return True
 
 
 def _record(
@@ -353,13 +349,24 @@ def _record(
     actor: str,
     verified: VerifiedExport,
     new: list[ExportItem],
-    decrypted: _Decrypted,
-    metadata: dict[str, dict[str, str]],
+    decrypted: Decrypted,
     pulled_at: dt.datetime | None,
 ) -> tuple[int, int, int]:
-    """Add cases, reports and submissions; return (new cases, reports, files)."""
+    """Add cases, reports and submissions, each with its custody (hashes and bundle);
+    return (new cases, reports, files)."""
     manifest = verified.manifest
     now = ws.now()
+    bundle = ImportedBundle(
+        sha256=verified.manifest_sha256,
+        manifest_sha256=verified.manifest_sha256,
+        server_id=manifest.server_id,
+        sequence=manifest.sequence,
+        created_day=manifest.created_day,
+        imported_at=now,
+        imported_by=actor,
+        submissions=len(new),
+    )
+    db.add(bundle)
     sources = {s.id: s for s in manifest.sources}
     cases: dict[str, Case] = {}
     # Per source: was the case answered or closed before this import reopened it?
@@ -371,81 +378,94 @@ def _record(
     for message in decrypted.messages.values():
         for f in message.get("files", []):
             filenames[f["submission"]] = f["name"]
-    # Messages first, so a report's fields are known before its files are attached.
-    for item in sorted(new, key=lambda i: (i.kind != "message", i.created_day)):
-        start = clocks.clock_start(item.created_day, now, pulled_at)
-        case = cases.get(item.source_id)
-        if case is None:
-            case = db.scalar(select(Case).where(Case.source_uuid == item.source_id))
-            answered_before[item.source_id] = case is not None and clocks.answered_or_closed(case)
+    # Looked up one by one: no flush of the rows added so far before each look-up.
+    with db.no_autoflush:
+        # Messages first, so a report's fields are known before its files are attached.
+        for item in sorted(new, key=lambda i: (i.kind != "message", i.created_day)):
+            start = clocks.clock_start(item.created_day, now, pulled_at)
+            case = cases.get(item.source_id)
             if case is None:
-                entry = sources[item.source_id]
-                case = Case(
-                    source_uuid=entry.id,
-                    designation=entry.designation,
-                    source_fingerprint=entry.key_fingerprint,
+                case = db.scalar(select(Case).where(Case.source_uuid == item.source_id))
+                answered_before[item.source_id] = case is not None and clocks.answered_or_closed(
+                    case
+                )
+                if case is None:
+                    entry = sources[item.source_id]
+                    case = Case(
+                        source_uuid=entry.id,
+                        designation=entry.designation,
+                        source_fingerprint=entry.key_fingerprint,
+                        category=Category.OTHER.value,
+                        urgency=Urgency.ROUTINE.value,
+                        opened_at=start,
+                        updated_at=now,
+                    )
+                    db.add(case)
+                    new_cases += 1
+                cases[item.source_id] = case
+            report = reports.get(item.report_id) or db.scalar(
+                select(Report).where(Report.uuid == item.report_id)
+            )
+            if report is None:
+                report = Report(
+                    uuid=item.report_id,
+                    case=case,
+                    received_day=item.created_day,
+                    imported_at=now,
+                    clock_start=start,
                     category=Category.OTHER.value,
-                    urgency=Urgency.ROUTINE.value,
-                    opened_at=start,
-                    updated_at=now,
+                    urgency=(Urgency.URGENT if item.urgent else Urgency.ROUTINE).value,
+                    reply_language="",
                 )
-                db.add(case)
-                new_cases += 1
-            cases[item.source_id] = case
-        report = reports.get(item.report_id) or db.scalar(
-            select(Report).where(Report.uuid == item.report_id)
-        )
-        if report is None:
-            report = Report(
-                uuid=item.report_id,
-                case=case,
-                received_day=item.created_day,
-                imported_at=now,
-                clock_start=start,
-                category=Category.OTHER.value,
-                urgency=(Urgency.URGENT if item.urgent else Urgency.ROUTINE).value,
-                reply_language="",
-            )
-            db.add(report)
-            created.append((item.source_id, report))
-        reports[item.report_id] = report
-        if item.kind == "message":
-            body = decrypted.messages[item.id]
-            report.category = body.get("category", "") or Category.OTHER.value
-            report.urgency = body.get("urgency", "") or report.urgency
-            report.reply_language = body.get("reply_language", "")
-            report.wiki = body.get("wiki", "")
-            report.links = body.get("links", "")
-            report.text = body.get("what_happened", "")
-            db.add(Submission(uuid=item.id, report=report, kind="message", size=item.size))
-        else:
-            db.add(
-                Submission(
-                    uuid=item.id,
-                    report=report,
-                    kind="file",
-                    filename=filenames.get(item.id, f"file-{item.id[:8]}")[:255],
-                    safe_name=item.id,
-                    size=decrypted.files[item.id].stat().st_size,
-                    metadata_json=json.dumps(metadata.get(item.id, {})),
+                db.add(report)
+                created.append((item.source_id, report))
+            reports[item.report_id] = report
+            if item.kind == "message":
+                body = decrypted.messages[item.id]
+                report.category = body.get("category", "") or Category.OTHER.value
+                report.urgency = body.get("urgency", "") or report.urgency
+                report.reply_language = body.get("reply_language", "")
+                report.wiki = body.get("wiki", "")
+                report.links = body.get("links", "")
+                report.text = body.get("what_happened", "")
+                db.add(
+                    Submission(
+                        uuid=item.id,
+                        report=report,
+                        kind="message",
+                        size=item.size,
+                        **_custody(item, decrypted, bundle),
+                    )
                 )
-            )
-        _update_case(case, report, now)
+            else:
+                db.add(
+                    Submission(
+                        uuid=item.id,
+                        report=report,
+                        kind="file",
+                        filename=filenames.get(item.id, f"file-{item.id[:8]}")[:255],
+                        safe_name=item.id,
+                        size=decrypted.files[item.id].stat().st_size,
+                        metadata_json="",  # read later, in the sandbox, on first view
+                        **_custody(item, decrypted, bundle),
+                    )
+                )
+            _update_case(case, report, now)
     for source_id, report in created:
         report.follow_up = report.urgency == Urgency.DANGER and answered_before[source_id]
-    db.add(
-        ImportedBundle(
-            sha256=verified.manifest_sha256,
-            server_id=manifest.server_id,
-            sequence=manifest.sequence,
-            created_day=manifest.created_day,
-            imported_at=now,
-            imported_by=actor,
-            submissions=len(new),
-        )
-    )
     db.flush()
     return new_cases, len(reports), len(decrypted.files)
+
+
+def _custody(item: ExportItem, decrypted: Decrypted, bundle: ImportedBundle) -> dict[str, Any]:
+    """An item's chain of custody: its ciphertext's hash as the signed manifest states
+    it (verify_export_bundle refused any member that differs), its plaintext's as gpg
+    wrote it, and its bundle."""
+    return {
+        "ciphertext_sha256": item.sha256,
+        "plaintext_sha256": decrypted.plaintext_sha256[item.id],
+        "imported_bundle": bundle,
+    }
 
 
 def _update_case(case: Case, report: Report, now: dt.datetime) -> None:
@@ -465,7 +485,7 @@ def _update_case(case: Case, report: Report, now: dt.datetime) -> None:
         case.closed_at = None
 
 
-def _place_files(ws: Workstation, decrypted: _Decrypted) -> None:
+def _place_files(ws: Workstation, decrypted: Decrypted) -> None:
     """Give each decrypted file its final, safe name: the server's id, no extension."""
     for item_id, temp in decrypted.files.items():
         os.replace(temp, ws.settings.files_dir / item_id)

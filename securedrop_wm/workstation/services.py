@@ -23,6 +23,7 @@ from ..db import make_engine, make_sessionmaker
 from ..logs import silence_libraries
 from .db import migrate
 from .errors import NotConfiguredError
+from .sandbox import Sandbox
 from .settings import WorkstationSettings
 
 
@@ -44,6 +45,8 @@ class Workstation:
     sessions: sessionmaker[Session]
     gpg: GnuPG
     now: Callable[[], dt.datetime] = utc_now
+    # Where attachments are read (viewing.py); its self-test runs once, on first use.
+    sandbox: Sandbox = field(default_factory=Sandbox)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @contextmanager
