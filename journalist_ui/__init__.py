@@ -17,6 +17,7 @@ from securedrop_wm.translations import negotiate_locale
 from securedrop_wm.workstation.services import Workstation, open_workstation
 from securedrop_wm.workstation.settings import WorkstationSettings
 
+from .backup_reminder import init_backup_reminder
 from .labels import label
 from .security import init_security
 
@@ -44,10 +45,11 @@ def create_app(settings: WorkstationSettings, services: Workstation | None = Non
     init_babel(app, TRANSLATIONS, _select_locale)
     app.add_template_global(label)
     init_security(app)
+    init_backup_reminder(app)
 
-    from .views import admin, auth, cases, stats, transfer
+    from .views import admin, auth, cases, evidence, stats, transfer
 
-    for bp in (auth.bp, cases.bp, transfer.bp, admin.bp, stats.bp):
+    for bp in (auth.bp, cases.bp, transfer.bp, admin.bp, stats.bp, evidence.bp):
         app.register_blueprint(bp)
     return app
 

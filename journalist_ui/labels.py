@@ -47,12 +47,56 @@ REPLY_STATE_LABELS: dict[ReplyState, str] = {
     ReplyState.SENT: N_("sent in a reply bundle"),
     ReplyState.DELIVERED: N_("delivered: the drop server received it"),
 }
+# The orders of the case list (securedrop_wm.workstation.cases.SORTS).
+SORT_LABELS: dict[str, str] = {
+    "deadline": N_("deadline first"),
+    "newest": N_("newest first"),
+    "oldest": N_("oldest first"),
+    "urgency": N_("most urgent first"),
+    "updated": N_("last updated first"),
+}
+# The names of what the sandboxed renderer reads in a file
+# (securedrop_wm/workstation/render_worker.py); a name outside this list shows as read.
+METADATA_LABELS: dict[str, str] = {
+    "type": N_("type"),
+    "pages": N_("pages"),
+    "gps": N_("location (GPS)"),
+    "author": N_("author"),
+    "camera owner": N_("camera owner"),
+    "copyright": N_("copyright"),
+    "camera make": N_("camera make"),
+    "camera model": N_("camera model"),
+    "camera serial number": N_("camera serial number"),
+    "lens model": N_("lens model"),
+    "software": N_("software"),
+    "creator": N_("made with"),
+    "producer": N_("converted with"),
+    "title": N_("title"),
+    "taken": N_("taken on"),
+    "created": N_("created on"),
+    "modified": N_("modified on"),
+    "comment": N_("comment"),
+    "description": N_("description"),
+    "scripts": N_("scripts"),
+    "embedded files": N_("files inside"),
+    "note": N_("note"),
+}
+# The renderer's own words among the values (names and dates read from a file stay as read).
+METADATA_VALUE_LABELS: dict[str, str] = {
+    "yes": N_("yes"),
+    "unknown": N_("unknown"),
+    "text": N_("text"),
+    "its metadata could not be read": N_("its metadata could not be read"),
+}
 # What a template names when it asks for a label: ``label("urgency", case.urgency)``.
 LABELS: Mapping[str, Mapping[str, str]] = {
     "category": _by_value(CATEGORY_LABELS),
     "urgency": _by_value(URGENCY_LABELS),
     "status": _by_value(STATUS_LABELS),
     "reply": _by_value(REPLY_STATE_LABELS),
+    "sort": SORT_LABELS,
+    "metadata": METADATA_LABELS,
+    "metadata value": METADATA_VALUE_LABELS,
 }
 
 

@@ -12,6 +12,7 @@ from sqlalchemy import (
     Date,
     ForeignKey,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -71,6 +72,9 @@ class Report(Base):
     acknowledged: Mapped[bool] = mapped_column(Boolean, default=False)
     # The day the workstation acknowledged the last of its submissions.
     acknowledged_day: Mapped[dt.date | None] = mapped_column(Date, default=None)
+    # What the source sent (category, file names and sizes, the day), encrypted to the
+    # source's key only (receipts.py); None for reports filed before receipts existed.
+    receipt: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
 
     source: Mapped[Source] = relationship(back_populates="reports")
     submissions: Mapped[list[Submission]] = relationship(

@@ -29,6 +29,7 @@ from .errors import (
 from .filenames import hidden_characters
 from .kdf import SourceId, SourcePassphrase, derive
 from .models import Reply, Report, Source, SourceTombstone, Submission
+from .receipts import Receipt, SentFile, seal_receipt
 from .transfer import count_arrival
 from .vocabulary import Category, Urgency
 
@@ -205,9 +206,16 @@ def validate_fields(fields: ReportFields) -> None:
 
 
 def submit_report(
-    drop: Drop, login: SourceLogin, fields: ReportFields, files: Sequence[PendingFile]
+    drop: Drop,
+    login: SourceLogin,
+    fields: ReportFields,
+    files: Sequence[PendingFile],
+    *,
+    follow_up: bool = False,
 ) -> ReportReceipt:
-    """Store a report: its fields as one encrypted message, each file as a ciphertext.
+    """Store a report: its fields as one encrypted message, each file as a ciphertext,
+    and a receipt of what was sent encrypted to the source's own key (receipts.py).
+    ``follow_up``: sent without the report form (marked so in the message).
 
     All or nothing: on any error every file of the report is removed and no row remains.
 
@@ -238,7 +246,19 @@ def submit_report(
                 db.add(sub)
                 db.flush()
                 f.submission_uuid = sub.uuid
-            message = _encode_message(fields, files)
+            message = _encode_message(fields, files, follow_up)
+            report.receipt = seal_receipt(
+                drop,
+                source.key_fingerprint,
+                Receipt(
+                    day=report.created_day.isoformat(),
+                    category=fields.category,
+                    urgency=level.value,
+                    follow_up=follow_up,
+                    has_text=bool(fields.what_happened.strip()),
+                    files=tuple(SentFile(f.filename, f.writer.size) for f in files),
+                ),
+            )
             temp = drop.store.new_temp_path()
             drop.gpg.encrypt_bytes(message, drop.settings.responder_fingerprints, temp)
             name = drop.store.commit(temp)
@@ -273,6 +293,17 @@ def list_replies(drop: Drop, login: SourceLogin) -> list[ReplyText]:
         text = data.decode("utf-8", "replace")
         out.append(ReplyText(reply.uuid, text, reply.created_day.isoformat()))
     return out
+
+
+def reply_day(drop: Drop, login: SourceLogin, reply_uuid: str) -> str | None:
+    """The day of one of the source's replies (ISO), or None if they have no such reply."""
+    with drop.sessions() as db:
+        day = db.scalar(
+            select(Reply.created_day)
+            .join(Source)
+            .where(Source.lookup_id == login.source_id, Reply.uuid == reply_uuid)
+        )
+    return None if day is None else day.isoformat()
 
 
 def delete_reply(drop: Drop, login: SourceLogin, reply_uuid: str) -> bool:
@@ -327,8 +358,10 @@ def add_reply(drop: Drop, designation: str, text: str) -> str:
         raise
 
 
-def _encode_message(fields: ReportFields, files: Sequence[PendingFile]) -> bytes:
-    body = {
+def _encode_message(
+    fields: ReportFields, files: Sequence[PendingFile], follow_up: bool = False
+) -> bytes:
+    body: dict[str, object] = {
         "schema": MESSAGE_SCHEMA,
         **asdict(fields),
         "files": [
@@ -336,6 +369,10 @@ def _encode_message(fields: ReportFields, files: Sequence[PendingFile]) -> bytes
             for f in files
         ],
     }
+    if follow_up:
+        # Sent with the short form, without choosing a category (conversation.py): the
+        # category is the source's previous report's. Schema 1 readers ignore the key.
+        body["follow_up"] = True
     return json.dumps(body, ensure_ascii=False, indent=1).encode("utf-8")
 
 

@@ -71,8 +71,9 @@ def create_app(
     init_uploads(app, store)
     app.extensions[LANES] = Lanes.from_settings(settings)
 
-    from .views import main, source
+    from .views import conversation, main, source
 
+    _ = conversation  # its views are routes of the source blueprint
     app.register_blueprint(main.bp)
     app.register_blueprint(source.bp)
     return app

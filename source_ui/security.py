@@ -16,7 +16,18 @@ from securedrop_wm.sources import MAX_TEXT_CHARS
 
 from .sessions import SessionStore
 from .uploads import UPLOAD_ENDPOINT, form_token_spent_here
-from .views.source import files_too_large_message, had_files, report_from_request
+from .views.source import (
+    files_too_large_message,
+    had_files,
+    report_from_request,
+    resumed_form,
+)
+
+#: Forms that only show the same form in another language: their token is checked, not
+#: spent (nothing is stored; the form shown next carries the same token).
+LANGUAGE_SWITCH_ENDPOINT = "source.switch_language"
+#: Forms whose text comes back after an expired session (with a way to log in again).
+TEXT_CARRIERS = (UPLOAD_ENDPOINT, "source.login", "source.message", LANGUAGE_SWITCH_ENDPOINT)
 
 # What the source UI adds to the shared HTML headers. The drop is a public onion: ask
 # crawlers that reach it not to index or follow it. font-src 'self' is what this app has
@@ -39,14 +50,17 @@ def init_security(app: Flask, store: SessionStore) -> None:
             "static",
             "main.index",
         ):
-            if request.method == "POST" and request.endpoint in (UPLOAD_ENDPOINT, "source.login"):
+            if request.method == "POST" and request.endpoint in TEXT_CARRIERS:
                 # The text comes back from this request (the report form, or the login form
                 # that carries it), in memory only, with a way to log in and send it; file
                 # parts were discarded unread (there is no session to encrypt them for).
                 report = report_from_request()
                 if any(report.values()):
                     return render_template(
-                        "session_expired.html", report=report, had_files=had_files()
+                        "session_expired.html",
+                        report=report,
+                        had_files=had_files(),
+                        resume_form=resumed_form(),
                     ), 401
             return render_template("session_expired.html"), 401
         return None
@@ -60,6 +74,8 @@ def init_security(app: Flask, store: SessionStore) -> None:
         if request.method != "POST":
             _forget_spent_token()
             return
+        if request.endpoint == LANGUAGE_SWITCH_ENDPOINT:
+            return  # checked by CSRFProtect; stores nothing, so the form's token lives on
         token = session.pop("csrf_token", None)
         if isinstance(token, str) and form_token_spent_here(token):
             return  # spent before the upload's first file part started (uploads.py)

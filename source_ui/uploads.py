@@ -11,6 +11,10 @@ The work a request can start is bounded: the form's single-use token is checked 
 spent) before the first file part starts a gpg, each file part is finished before the
 next one starts (one gpg per request at a time), and a report with more file parts than
 ``max_files_per_report`` is refused at the first part too many, with nothing kept.
+
+Two forms upload: the report form (``source.submit``, up to ``max_files_per_report``
+files) and the one-file form (``source.send_file``, exactly one file per request, so that
+a dropped connection loses one file, not a report).
 """
 
 from __future__ import annotations
@@ -36,6 +40,10 @@ from securedrop_wm.sources import PendingFile, abort_files, start_file
 from .sessions import SessionStore
 
 UPLOAD_ENDPOINT = "source.submit"
+#: The one-file form: each request carries one file, stored as its own follow-up.
+ONE_FILE_ENDPOINT = "source.send_file"
+#: The endpoints whose file parts are encrypted as they arrive.
+UPLOAD_ENDPOINTS = (UPLOAD_ENDPOINT, ONE_FILE_ENDPOINT)
 # How much of the body to ask the server for at once. Werkzeug asks for 64 KiB; gunicorn
 # (27) reads ahead up to 1 MiB and copies what is left of that on every such read, so a
 # fast upload cost the worker about 2 CPU-s per 500 MiB, more than gpg. Asking for a
@@ -221,7 +229,7 @@ class UploadRequest(Request):
         # Werkzeug types this as IO[bytes] but only writes, seeks and reads the stream:
         # our sinks have exactly those methods, not all of IO's (hence the ignores).
         if (
-            self.endpoint != UPLOAD_ENDPOINT
+            self.endpoint not in UPLOAD_ENDPOINTS
             or "sid" not in session
             or not filename
             or g.get("upload_refused")
@@ -230,6 +238,8 @@ class UploadRequest(Request):
         parts = g.get("file_parts", 0) + 1
         g.file_parts = parts
         limit = service(current_app, SETTINGS, Settings).max_files_per_report
+        if self.endpoint == ONE_FILE_ENDPOINT:
+            limit = 1
         if parts > limit:
             g.upload_refused = True
             abort_files(g.pop("pending_files", []))

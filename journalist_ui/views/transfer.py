@@ -15,6 +15,7 @@ from securedrop_wm.workstation import clocks, importing, replies
 from securedrop_wm.workstation.errors import ReplyError
 
 from .. import services
+from ..errors import explain
 from ..security import current_account
 
 bp = Blueprint("transfer", __name__)
@@ -65,7 +66,7 @@ def upload() -> Any:
         preview = importing.preview_bundle(services(), path)
     except SecureDropError as e:
         _discard(path)
-        flash(str(e), "error")
+        flash(explain(e), "error")
         return redirect(url_for("transfer.start"))
     return render_template("import_preview.html", preview=preview, upload_id=upload_id)
 
@@ -84,7 +85,7 @@ def confirm(upload_id: str) -> Any:
     try:
         result = importing.import_bundle(services(), current_account().username, path, passphrase)
     except SecureDropError as e:
-        flash(str(e), "error")
+        flash(explain(e), "error")
         preview = None
         try:
             preview = importing.preview_bundle(services(), path)
@@ -128,7 +129,7 @@ def export() -> Any:
             services(), current_account().username, request.form.get("passphrase") or None
         )
     except SecureDropError as e:
-        flash(str(e), "error")
+        flash(explain(e), "error")
         return redirect(url_for("transfer.outbox"))
     flash(
         _(

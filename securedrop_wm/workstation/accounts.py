@@ -1,5 +1,12 @@
 """Responder accounts: Argon2id passwords, TOTP with replay protection, throttled logins,
-and server-side login sessions that expire after inactivity."""
+and server-side login sessions that expire after inactivity.
+
+An account an admin creates or resets gets a one-time password, shown once to the admin,
+and no TOTP secret: its first login takes that password alone and leads to enrolment
+(:func:`finish_enrolment`), which sets a password of its own and an authenticator
+confirmed by a code from it. A new TOTP secret never replaces the old one before a code
+from it was typed (:func:`confirm_totp`).
+"""
 
 from __future__ import annotations
 
@@ -27,6 +34,10 @@ USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,31}$")
 MIN_PASSWORD_CHARS = 12
 MAX_PASSWORD_CHARS = 1024
 TOTP_WINDOW = 1  # one 30-second step either side: clocks on an air-gapped machine drift
+ISSUER = "securedrop-wm"
+# A one-time password: 5 groups of 4 characters of base32, 100 bits from ``secrets``.
+ONE_TIME_GROUPS, ONE_TIME_GROUP_CHARS = 5, 4
+_ONE_TIME_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
 _HASHER = PasswordHasher()  # Argon2id; its defaults are RFC 9106's second recommendation
 # Verified against when the username is unknown, so that a login takes as long either way.
 _DUMMY_HASH = _HASHER.hash(secrets.token_hex(16))
@@ -42,6 +53,33 @@ class NewAccount:
     provisioning_uri: str
 
 
+@dataclass(frozen=True)
+class OneTimePassword:
+    """The password an admin hands over, once: it works for one login, to enrol."""
+
+    username: str
+    password: str
+
+
+# What the account flows raise; the web layer shows each in the user's language.
+OWN_RESET = "you cannot reset your own account here: change your password on your account page"
+NO_SUCH_ACCOUNT = "there is no such account"
+
+
+def provisioning_uri(username: str, secret: str) -> str:
+    """The ``otpauth://`` URI of ``secret`` for an authenticator app."""
+    return pyotp.TOTP(secret).provisioning_uri(name=username, issuer_name=ISSUER)
+
+
+def one_time_password() -> str:
+    """A random one-time password, easy to read out and type (``xxxx-xxxx-...``)."""
+    groups = (
+        "".join(secrets.choice(_ONE_TIME_ALPHABET) for _ in range(ONE_TIME_GROUP_CHARS))
+        for _ in range(ONE_TIME_GROUPS)
+    )
+    return "-".join(groups)
+
+
 def check_password(password: str) -> None:
     """:raises AccountError: when a password is too short or too long."""
     if len(password) < MIN_PASSWORD_CHARS:
@@ -51,10 +89,20 @@ def check_password(password: str) -> None:
 
 
 def create_account(
-    ws: Workstation, db: Session, actor: str, username: str, password: str, *, admin: bool
+    ws: Workstation,
+    db: Session,
+    actor: str,
+    username: str,
+    password: str,
+    *,
+    admin: bool,
+    enrol_later: bool = False,
 ) -> NewAccount:
     """Add an account in the caller's transaction; return its new TOTP secret.
 
+    :param enrol_later: an account an admin makes for someone else: its password must be
+        changed and its authenticator set up at its first login (no TOTP secret yet; the
+        returned one is empty).
     :raises AccountError: the name is malformed or taken, or the password too weak.
     """
     username = username.strip().lower()
@@ -65,19 +113,22 @@ def create_account(
     check_password(password)
     if db.scalar(select(Account.id).where(Account.username == username)) is not None:
         raise AccountError(f"the username {username!r} is taken")
-    secret = pyotp.random_base32()
+    secret = "" if enrol_later else pyotp.random_base32()
     account = Account(
         username=username,
         password_hash=_HASHER.hash(password),
         totp_secret=secret,
         is_admin=admin,
         created_at=ws.now(),
+        must_change_password=enrol_later,
+        totp_pending="",
     )
     db.add(account)
     db.flush()
     role = "admin" if admin else "responder"
-    audit.record(db, ws.now(), actor, "account.create", detail=f"{username} ({role})")
-    uri = pyotp.TOTP(secret).provisioning_uri(name=username, issuer_name="securedrop-wm")
+    detail = f"{username} ({role})" + (", one-time password" if enrol_later else "")
+    audit.record(db, ws.now(), actor, "account.create", detail=detail)
+    uri = provisioning_uri(username, secret) if secret else ""
     return NewAccount(account.id, username, secret, uri)
 
 
@@ -87,6 +138,60 @@ def add_account(
     """Add an account in a transaction of its own (see :func:`create_account`)."""
     with ws.write() as db:
         return create_account(ws, db, actor, username, password, admin=admin)
+
+
+def invite_account(
+    ws: Workstation, actor: Account, username: str, *, admin: bool
+) -> OneTimePassword:
+    """Create an account with a one-time password for the admin to hand over; its owner
+    chooses a password and sets up an authenticator at the first login.
+
+    :raises PermissionDeniedError: the actor is not an admin.
+    :raises AccountError: the name is malformed or taken.
+    """
+    require_admin(actor)
+    password = one_time_password()
+    with ws.write() as db:
+        made = create_account(
+            ws, db, actor.username, username, password, admin=admin, enrol_later=True
+        )
+    return OneTimePassword(made.username, password)
+
+
+def reset_account(ws: Workstation, actor: Account, account_id: int) -> OneTimePassword:
+    """An admin resets another account's password and authenticator: a one-time password
+    replaces the password, the TOTP secret is gone, every session of the account ends.
+    Its owner changes the password and enrols an authenticator again at the next login.
+
+    :raises PermissionDeniedError: the actor is not an admin.
+    :raises AccountError: no such account, or the admin's own (change it on the account
+        page instead: this path skips the current password).
+    """
+    require_admin(actor)
+    password = one_time_password()
+    with ws.write() as db:
+        account = db.get(Account, account_id)
+        if account is None or not account.active:
+            raise AccountError(NO_SUCH_ACCOUNT)
+        if account.id == actor.id:
+            raise AccountError(OWN_RESET)
+        account.password_hash = _HASHER.hash(password)
+        account.must_change_password = True
+        account.totp_secret = ""
+        account.totp_pending = ""
+        account.last_totp_step = None
+        account.failed_logins = 0
+        account.locked_until = None
+        ended = end_other_sessions(db, account.id, None)
+        audit.record(
+            db,
+            ws.now(),
+            actor.username,
+            "account.reset",
+            detail=f"{account.username}: password and authenticator reset, "
+            f"{ended} session(s) ended",
+        )
+        return OneTimePassword(account.username, password)
 
 
 def deactivate_account(ws: Workstation, actor: Account, account_id: int) -> str:
@@ -105,7 +210,7 @@ def remove_account(ws: Workstation, db: Session, actor: Account, account_id: int
     require_admin(actor)
     account = db.get(Account, account_id)
     if account is None or not account.active:
-        raise AccountError("there is no such account")
+        raise AccountError(NO_SUCH_ACCOUNT)
     if account.id == actor.id:
         raise AccountError("you cannot remove your own account")
     if account.is_admin and count_admins(db) <= 1:
@@ -168,7 +273,9 @@ def authenticate(ws: Workstation, username: str, password: str, code: str) -> Ac
     wrong tries by someone at the workstation keeps a responder waiting
     ``lockout_minutes`` at most after it ends; the right password and code then pass.
     A TOTP code is accepted once: a code of a step not newer than the last one used is
-    refused.
+    refused. An account waiting for enrolment (no TOTP secret: an admin created or reset
+    it) logs in with its one-time password alone, into a session that can only enrol
+    (:func:`needs_enrolment`).
 
     :raises LoginThrottledError: the account must wait (with the same message).
     :raises LoginError: anything else is wrong (which factor is not said).
@@ -191,13 +298,19 @@ def authenticate(ws: Workstation, username: str, password: str, code: str) -> Ac
             audit.record(db, now, account.username, "login.throttled")
             failure = LoginThrottledError(REFUSED)
         else:
-            step = _matching_step(account, code, now) if password_ok else None
-            if step is not None:
-                account.last_totp_step = step
+            # An account waiting for its enrolment has no TOTP secret yet: its one-time
+            # password alone opens a session that can do nothing but enrol.
+            enrolling = not account.totp_secret
+            step = _matching_step(account, code, now) if password_ok and not enrolling else None
+            if password_ok and (enrolling or step is not None):
+                if step is not None:
+                    account.last_totp_step = step
                 account.failed_logins = 0
                 account.locked_until = None
                 account.last_login_at = now
-                audit.record(db, now, account.username, "login")
+                audit.record(
+                    db, now, account.username, "login", detail="to enrol" if enrolling else ""
+                )
                 return account
             account.failed_logins += 1
             detail = f"failure {account.failed_logins}"
@@ -221,6 +334,16 @@ def backoff(failures: int, settings: WorkstationSettings) -> dt.timedelta:
     return min(wait, cap)
 
 
+def hash_password(password: str) -> str:
+    """The Argon2id hash of ``password``."""
+    return _HASHER.hash(password)
+
+
+def password_matches(account: Account, password: str) -> bool:
+    """Whether ``password`` is the account's."""
+    return _verify_password(account.password_hash, password)
+
+
 def _verify_password(password_hash: str, password: str) -> bool:
     try:
         return _HASHER.verify(password_hash, password)
@@ -230,15 +353,21 @@ def _verify_password(password_hash: str, password: str) -> bool:
 
 def _matching_step(account: Account, code: str, now: dt.datetime) -> int | None:
     """The TOTP step ``code`` belongs to, if valid, unused and within the window."""
-    code = code.strip().replace(" ", "")
-    if not account.totp_secret or not code.isdigit() or len(code) != 6:
+    step = totp_step(account.totp_secret, code, now)
+    if step is None or (account.last_totp_step is not None and step <= account.last_totp_step):
         return None
-    totp = pyotp.TOTP(account.totp_secret)
+    return step
+
+
+def totp_step(secret: str, code: str, now: dt.datetime) -> int | None:
+    """The step within the window whose code of ``secret`` is ``code``, if any."""
+    code = code.strip().replace(" ", "")
+    if not secret or not code.isdigit() or len(code) != 6:
+        return None
+    totp = pyotp.TOTP(secret)
     current = totp.timecode(now)
     for step in range(current - TOTP_WINDOW, current + TOTP_WINDOW + 1):
         if hmac.compare_digest(totp.generate_otp(step), code):
-            if account.last_totp_step is not None and step <= account.last_totp_step:
-                return None
             return step
     return None
 
@@ -260,16 +389,23 @@ def change_password(
         if account is None or not _verify_password(account.password_hash, current):
             raise LoginError("the current password is wrong")
         account.password_hash = _HASHER.hash(new)
-        others = select(LoginSession).where(LoginSession.account_id == account.id)
-        if keep_token is not None:
-            others = others.where(LoginSession.token_hash != _token_hash(keep_token))
-        ended = 0
-        for found in db.scalars(others).all():
-            db.delete(found)
-            ended += 1
+        account.must_change_password = False
+        ended = end_other_sessions(db, account.id, keep_token)
         audit.record(
             db, ws.now(), account.username, "account.password", detail=f"{ended} session(s) ended"
         )
+    return ended
+
+
+def end_other_sessions(db: Session, account_id: int, keep_token: str | None) -> int:
+    """Delete the account's sessions but ``keep_token``'s; return how many."""
+    others = select(LoginSession).where(LoginSession.account_id == account_id)
+    if keep_token is not None:
+        others = others.where(LoginSession.token_hash != _token_hash(keep_token))
+    ended = 0
+    for found in db.scalars(others).all():
+        db.delete(found)
+        ended += 1
     return ended
 
 
@@ -313,6 +449,23 @@ def resume_session(ws: Workstation, token: str) -> Account | None:
         found.last_seen_at = now
         account = found.account
     return account
+
+
+def expired_session_account(ws: Workstation, token: str) -> int | None:
+    """The account id of the session ``token`` if it exists and has expired (it is then
+    deleted); ``None`` for a live session, an unknown token or a removed account.
+
+    What a request that arrives just after its session expired may still say: whose
+    browser sent it (see the reply drafts, journalist_ui/views/auth.py).
+    """
+    lifetime = dt.timedelta(minutes=ws.settings.session_minutes)
+    with ws.write() as db:
+        found = db.scalar(select(LoginSession).where(LoginSession.token_hash == _token_hash(token)))
+        if found is None or ws.now() - found.last_seen_at <= lifetime:
+            return None
+        account_id = found.account_id if found.account.active else None
+        db.delete(found)
+    return account_id
 
 
 def end_session(ws: Workstation, token: str) -> None:

@@ -20,8 +20,9 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import Select, func, select, text
 from sqlalchemy.orm import Session
 
 from ..bundles.manifest import AuditHead
@@ -30,6 +31,9 @@ from .models import AuditEvent, ServerAuditHead
 from .services import Workstation
 
 GENESIS = "0" * 64
+# Recorded at most once per account, case and UTC day: a responder opens a case page many
+# times a day; the first opening says who read it that day, the rest would drown the log.
+ONCE_A_DAY = frozenset({"case.read"})
 # The triggers that keep the log append-only, as the first migration (0001) creates them.
 APPEND_ONLY_TRIGGERS = {
     "audit_events_no_update": "UPDATE",
@@ -53,7 +57,26 @@ def record(
     case_id: int | None = None,
     detail: str = "",
 ) -> AuditEvent:
-    """Append one event in the caller's transaction (which must hold the write lock)."""
+    """Append one event in the caller's transaction (which must hold the write lock).
+
+    An action of :data:`ONCE_A_DAY` that the same actor recorded on the same case earlier
+    the same UTC day is not recorded again: the earlier event is returned.
+    """
+    if action in ONCE_A_DAY and case_id is not None:
+        day = at.astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        earlier = db.scalar(
+            select(AuditEvent)
+            .where(
+                AuditEvent.actor == actor,
+                AuditEvent.action == action,
+                AuditEvent.case_id == case_id,
+                AuditEvent.at >= day,
+                AuditEvent.at < day + dt.timedelta(days=1),
+            )
+            .limit(1)
+        )
+        if earlier is not None:
+            return earlier
     last = db.scalar(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(1))
     prev = last.hash if last is not None else GENESIS
     event = AuditEvent(at=at, actor=actor, action=action, case_id=case_id, detail=detail)
@@ -174,14 +197,63 @@ def verify_log(db: Session) -> int:
     return count
 
 
+@dataclass(frozen=True)
+class AuditFilter:
+    """Which events to show: by who, what, which case, from and until which day (UTC,
+    both included); ``None`` for any."""
+
+    actor: str | None = None
+    action: str | None = None
+    case_id: int | None = None
+    since: dt.date | None = None
+    until: dt.date | None = None
+
+    def where(self, query: Select[Any]) -> Select[Any]:
+        """``query`` narrowed to the events this filter keeps."""
+        if self.actor is not None:
+            query = query.where(AuditEvent.actor == self.actor)
+        if self.action is not None:
+            query = query.where(AuditEvent.action == self.action)
+        if self.case_id is not None:
+            query = query.where(AuditEvent.case_id == self.case_id)
+        if self.since is not None:
+            query = query.where(AuditEvent.at >= _midnight(self.since))
+        if self.until is not None:
+            query = query.where(AuditEvent.at < _midnight(self.until + dt.timedelta(days=1)))
+        return query
+
+
+def _midnight(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
+
+
 def list_events(
-    db: Session, *, case_id: int | None = None, limit: int = 200, offset: int = 0
+    db: Session,
+    *,
+    case_id: int | None = None,
+    limit: int = 200,
+    offset: int = 0,
+    filters: AuditFilter | None = None,
 ) -> Sequence[AuditEvent]:
-    """The newest events first, optionally of one case."""
+    """The newest events first, optionally of one case, or as ``filters`` says."""
     query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit).offset(offset)
     if case_id is not None:
         query = query.where(AuditEvent.case_id == case_id)
+    if filters is not None:
+        query = filters.where(query)
     return db.scalars(query).all()
+
+
+def count_matching(db: Session, filters: AuditFilter) -> int:
+    """How many events ``filters`` keeps."""
+    return int(db.scalar(filters.where(select(func.count(AuditEvent.id)))) or 0)
+
+
+def filter_choices(db: Session) -> tuple[list[str], list[str]]:
+    """Who and what the log names, for the filter's lists."""
+    actors = db.scalars(select(AuditEvent.actor).distinct().order_by(AuditEvent.actor))
+    actions = db.scalars(select(AuditEvent.action).distinct().order_by(AuditEvent.action))
+    return list(actors), list(actions)
 
 
 def count_events(db: Session) -> int:
@@ -200,6 +272,10 @@ class AuditPage:
     anchored: bool = True
     # Why the log is not anchored: a head the drop server holds that it lacks.
     problem: str = ""
+    # How many events the filter keeps, and who and what the whole log names.
+    matching: int = 0
+    actors: Sequence[str] = ()
+    actions: Sequence[str] = ()
 
     @property
     def intact(self) -> bool:
@@ -208,9 +284,11 @@ class AuditPage:
         return self.chained and self.guarded and self.anchored
 
 
-def read_log(ws: Workstation, *, limit: int = 100, offset: int = 0) -> AuditPage:
-    """A page of the log, whether the chain holds and whether the append-only triggers
-    are there, read in one session of its own.
+def read_log(
+    ws: Workstation, *, limit: int = 100, offset: int = 0, filters: AuditFilter | None = None
+) -> AuditPage:
+    """A page of the log (the events ``filters`` keeps), whether the chain holds and
+    whether the append-only triggers are there, read in one session of its own.
 
     A broken chain does not hide the log: the page is still shown, marked not intact.
     """
@@ -229,5 +307,8 @@ def read_log(ws: Workstation, *, limit: int = 100, offset: int = 0) -> AuditPage
             anchored, problem = True, ""
         except AuditChainError as e:
             anchored, problem = False, str(e)
-        events = list_events(db, limit=limit, offset=offset)
-    return AuditPage(events, count, chained, guarded, anchored, problem)
+        filters = filters or AuditFilter()
+        events = list_events(db, limit=limit, offset=offset, filters=filters)
+        matching = count_matching(db, filters)
+        actors, actions = filter_choices(db)
+    return AuditPage(events, count, chained, guarded, anchored, problem, matching, actors, actions)

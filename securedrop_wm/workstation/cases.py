@@ -1,5 +1,11 @@
 """Cases, one per source: listing with filters and sorting (what needs action first),
-triage, assignment, labels, notes and read state. Deadlines are in clocks.py."""
+triage, assignment (with an optional handover note), labels, notes, and each
+responder's own read state. Deadlines are in clocks.py; a case's thread in thread.py.
+
+Read state is per account (:class:`CaseRead`): a case is unread for an account until it
+opens the case, and again when a newer report arrives or it marks the case unread.
+``Case.unread`` (set by an import, cleared by any reading) is no longer shown.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +15,24 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, selectinload
 
 from ..vocabulary import CaseStatus, urgency_rank
 from . import audit
 from .clocks import Due, ReplyState, due, reply_state
 from .errors import CaseError, CaseNotFoundError
-from .models import Account, Case, Label, Note, OutgoingReply, Report, Submission
+from .models import (
+    Account,
+    Case,
+    CaseRead,
+    HandoverNote,
+    Label,
+    Note,
+    OutgoingReply,
+    Report,
+    Submission,
+)
 from .services import Workstation
 
 SORTS = ("deadline", "newest", "oldest", "urgency", "updated")
@@ -26,7 +42,8 @@ LABEL = re.compile(r"^[\w .:/+-]{1,40}$")
 
 @dataclass(frozen=True)
 class CaseFilter:
-    """What the case list shows; ``None`` means any. ``assignee`` 0 means unassigned."""
+    """What the case list shows; ``None`` means any. ``assignee`` 0 means unassigned.
+    ``unread_only``: only the cases unread for the account reading the list."""
 
     status: str | None = None
     category: str | None = None
@@ -36,18 +53,20 @@ class CaseFilter:
     label: str | None = None
     include_closed: bool = False
     sort: str = "deadline"
+    unread_only: bool = False
 
 
 @dataclass(frozen=True)
 class CaseRow:
-    """A case as the list shows it: what it needs (:class:`Due`), and the state of its
-    latest reply (``None``: no reply yet)."""
+    """A case as the list shows it: what it needs (:class:`Due`), the state of its
+    latest reply (``None``: no reply yet), and whether the reader has not read it."""
 
     case: Case
     due: Due
     overdue: bool
     age: dt.timedelta
     reply: ReplyState | None
+    unread: bool = False
 
     @property
     def deadline(self) -> dt.datetime | None:
@@ -63,8 +82,23 @@ def _needs_action_first(row: CaseRow) -> tuple[bool, int, dt.datetime, int]:
     return (not row.due.follow_up, -rank, row.due.deadline or far, row.case.id)
 
 
-def list_cases(ws: Workstation, filters: CaseFilter) -> list[CaseRow]:
-    """The cases matching ``filters``, sorted (what needs action first by default)."""
+def _newest_report(case: Case) -> int:
+    return max((r.id for r in case.reports), default=0)
+
+
+def _read_upto(db: Session, account_id: int | None) -> dict[int, int]:
+    """For each case the account has read: the newest report it had seen."""
+    if account_id is None:
+        return {}
+    query = select(CaseRead.case_id, CaseRead.last_report_id).where(
+        CaseRead.account_id == account_id
+    )
+    return {case_id: last for case_id, last in db.execute(query)}
+
+
+def list_cases(ws: Workstation, filters: CaseFilter, reader: int | None = None) -> list[CaseRow]:
+    """The cases matching ``filters``, sorted (what needs action first by default);
+    ``reader``: the account whose read state the rows carry (none: all read)."""
     if filters.sort not in SORTS:
         raise CaseError(f"unknown sort {filters.sort!r}")
     query = select(Case).options(
@@ -92,11 +126,16 @@ def list_cases(ws: Workstation, filters: CaseFilter) -> list[CaseRow]:
         query = query.where(Case.labels.any(Label.name == filters.label))
     now = ws.now()
     with ws.sessions() as db:
+        read = _read_upto(db, reader)
         rows = []
         for case in db.scalars(query):
+            unread = reader is not None and _newest_report(case) > read.get(case.id, 0)
+            if filters.unread_only and not unread:
+                continue
             needs = due(ws.settings, case)
             latest = reply_state(case.replies[-1]) if case.replies else None
-            rows.append(CaseRow(case, needs, needs.overdue(now), now - case.opened_at, latest))
+            age = now - case.opened_at
+            rows.append(CaseRow(case, needs, needs.overdue(now), age, latest, unread))
     keys = {
         "deadline": _needs_action_first,
         "newest": lambda r: (-r.case.opened_at.timestamp(), -r.case.id),
@@ -127,7 +166,9 @@ def get_case(db: Session, case_id: int) -> Case:
         select(Case)
         .where(Case.id == case_id)
         .options(
-            selectinload(Case.reports).selectinload(Report.submissions),
+            selectinload(Case.reports)
+            .selectinload(Report.submissions)
+            .selectinload(Submission.imported_bundle),
             selectinload(Case.notes),
             selectinload(Case.replies).selectinload(OutgoingReply.bundle),
             selectinload(Case.labels),
@@ -139,20 +180,51 @@ def get_case(db: Session, case_id: int) -> Case:
     return case
 
 
+def _account_id(db: Session, username: str) -> int | None:
+    return db.scalar(select(Account.id).where(Account.username == username))
+
+
 def read_case(ws: Workstation, actor: str, case_id: int) -> Case:
-    """Open a case for reading: it is marked read and the reading is audited."""
+    """Open a case for reading: it is marked read for ``actor`` (up to its newest
+    report) and the reading is audited (once a day, see audit.py)."""
     with ws.write() as db:
         case = get_case(db, case_id)
         case.unread = False
-        audit.record(db, ws.now(), actor, "case.read", case_id=case.id)
+        now = ws.now()
+        account_id = _account_id(db, actor)
+        if account_id is not None:
+            row = db.scalar(
+                select(CaseRead).where(
+                    CaseRead.account_id == account_id, CaseRead.case_id == case.id
+                )
+            )
+            if row is None:
+                row = CaseRead(account_id=account_id, case_id=case.id)
+                db.add(row)
+            row.last_report_id, row.read_at = _newest_report(case), now
+        audit.record(db, now, actor, "case.read", case_id=case.id)
     return case
 
 
+def is_unread(ws: Workstation, actor: str, case_id: int) -> bool:
+    """Whether ``actor`` has not read the case (or not since its newest report).
+
+    :raises CaseNotFoundError: no case has this id.
+    """
+    with ws.sessions() as db:
+        case = get_case(db, case_id)
+        read = _read_upto(db, _account_id(db, actor))
+        return _newest_report(case) > read.get(case.id, 0)
+
+
 def mark_unread(ws: Workstation, actor: str, case_id: int) -> None:
-    """Mark a case unread again."""
+    """Mark a case unread again, for ``actor`` only."""
     with ws.write() as db:
         case = get_case(db, case_id)
-        case.unread = True
+        account_id = _account_id(db, actor)
+        db.execute(
+            delete(CaseRead).where(CaseRead.account_id == account_id, CaseRead.case_id == case.id)
+        )
         audit.record(db, ws.now(), actor, "case.unread", case_id=case.id)
 
 
@@ -173,11 +245,22 @@ def set_status(ws: Workstation, actor: str, case_id: int, status: str) -> None:
         audit.record(db, now, actor, "case.status", case_id=case.id, detail=f"{old} -> {status}")
 
 
-def assign(ws: Workstation, actor: str, case_id: int, account_id: int | None) -> None:
-    """Assign a case to an active account, or unassign it with ``None``.
+def _note_text(text: str) -> str:
+    text = text.strip()
+    if len(text) > MAX_NOTE_CHARS:
+        raise CaseError(f"a note may have at most {MAX_NOTE_CHARS} characters")
+    return text
 
-    :raises CaseError: no such active account.
+
+def assign(
+    ws: Workstation, actor: str, case_id: int, account_id: int | None, handover: str = ""
+) -> None:
+    """Assign a case to an active account, or unassign it with ``None``; a non-empty
+    ``handover`` is kept as an internal note marked as the handover (and audited).
+
+    :raises CaseError: no such active account, or an overlong note.
     """
+    note_text = _note_text(handover)
     with ws.write() as db:
         case = get_case(db, case_id)
         name = "nobody"
@@ -186,9 +269,16 @@ def assign(ws: Workstation, actor: str, case_id: int, account_id: int | None) ->
             if account is None or not account.active:
                 raise CaseError("there is no such responder")
             name = account.username
+        now = ws.now()
         case.assignee_id = account_id
-        case.updated_at = ws.now()
-        audit.record(db, ws.now(), actor, "case.assign", case_id=case.id, detail=name)
+        case.updated_at = now
+        audit.record(db, now, actor, "case.assign", case_id=case.id, detail=name)
+        if note_text:
+            note = Note(case=case, author=actor, created_at=now, text=note_text)
+            db.add(note)
+            db.flush()
+            db.add(HandoverNote(note_id=note.id, assignee=name))
+            audit.record(db, now, actor, "case.handover", case_id=case.id, detail=name)
 
 
 def add_note(ws: Workstation, actor: str, case_id: int, text: str) -> None:
@@ -196,11 +286,9 @@ def add_note(ws: Workstation, actor: str, case_id: int, text: str) -> None:
 
     :raises CaseError: an empty or overlong note.
     """
-    text = text.strip()
+    text = _note_text(text)
     if not text:
         raise CaseError("a note cannot be empty")
-    if len(text) > MAX_NOTE_CHARS:
-        raise CaseError(f"a note may have at most {MAX_NOTE_CHARS} characters")
     with ws.write() as db:
         case = get_case(db, case_id)
         now = ws.now()

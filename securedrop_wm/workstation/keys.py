@@ -14,6 +14,23 @@ from .errors import SecretKeyMissingError, SetupError
 from .services import Workstation
 from .settings import WorkstationSettings, read_config_values, write_config
 
+# What setup says about the team key; the web layer shows each in the user's language.
+TEAM_KEY_UNKNOWN = (
+    "say which team key the drop server encrypts to (its fingerprint, as "
+    "`securedrop-wm responder-key list` prints it on the server), or confirm that the "
+    "drop has no team key yet"
+)
+TEAM_KEY_BAD_FINGERPRINT = "the drop's team key fingerprint must have 40 hex digits"
+TEAM_KEY_NOT_GIVEN = (
+    "the drop server encrypts to the team key {expected}: import that key's secret part "
+    "here. A new key would leave every report the drop encrypts unreadable"
+)
+TEAM_KEY_MISMATCH = (
+    "the team key you imported ({found}) is not the one the drop server encrypts to "
+    "({expected}): every report would be unreadable here. Import the secret part of "
+    "{expected}"
+)
+
 
 @dataclass(frozen=True)
 class KeyChoice:
@@ -89,11 +106,19 @@ def first_run(
     server_fingerprint: str,
     admin_username: str,
     admin_password: str,
+    drop_team_fingerprint: str | None = None,
+    new_drop: bool = True,
 ) -> SetupResult:
     """Set up a new workstation: keys, the pinned server key, the first admin.
 
     The setup token (printed by ``securedrop-wm workstation init``) proves that whoever
     uses the web page also has the workstation's console.
+
+    The team key must be the one the drop encrypts to. With ``drop_team_fingerprint``
+    (the drop server already has a team key), the imported key must be that one, and
+    none is created. Without it, ``new_drop`` says the drop has no team key yet: the key
+    imported or created here is registered on the server after setup. Neither is
+    refused: a key the drop does not encrypt to would make every report unreadable.
 
     :raises SetupError: setup done already, a wrong token, a key that does not fit.
     :raises AccountError: the admin's name or password is not acceptable.
@@ -103,6 +128,9 @@ def first_run(
     if not expected_token or not hmac.compare_digest(token.strip(), expected_token):
         raise SetupError("the setup token is wrong (see `securedrop-wm workstation init`)")
     accounts.check_password(admin_password)
+    expected_team = _expected_team(drop_team_fingerprint, new_drop)
+    if expected_team is not None and team.armored is None:
+        raise SetupError(TEAM_KEY_NOT_GIVEN.format(expected=expected_team))
     pinned = server_fingerprint.replace(" ", "").upper()
     if len(pinned) != 40:
         raise SetupError("the server's fingerprint must have 40 hex digits")
@@ -116,6 +144,8 @@ def first_run(
             "against what `securedrop-wm signing-key export` printed on the server"
         )
     team_fpr = _key(ws, team, "securedrop-wm response team")
+    if expected_team is not None and team_fpr != expected_team:
+        raise SetupError(TEAM_KEY_MISMATCH.format(found=team_fpr, expected=expected_team))
     signing_fpr = _key(ws, signing, "securedrop-wm responder workstation")
     settings = pin_keys(ws, team=team_fpr, signing=signing_fpr, server=pinned)
     with ws.write() as db:
@@ -135,6 +165,21 @@ def first_run(
             detail=f"team {team_fpr}, workstation {signing_fpr}, server {pinned}",
         )
     return SetupResult(settings, admin)
+
+
+def _expected_team(fingerprint: str | None, new_drop: bool) -> str | None:
+    """The team key fingerprint the drop encrypts to, if given.
+
+    :raises SetupError: none given for a drop that is not new, or a malformed one.
+    """
+    given = "".join((fingerprint or "").split()).upper()
+    if not given:
+        if not new_drop:
+            raise SetupError(TEAM_KEY_UNKNOWN)
+        return None
+    if len(given) != 40 or any(c not in "0123456789ABCDEF" for c in given):
+        raise SetupError(TEAM_KEY_BAD_FINGERPRINT)
+    return given
 
 
 def _key(ws: Workstation, choice: KeyChoice, name: str) -> str:

@@ -24,6 +24,7 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -75,6 +76,12 @@ class Account(Base):
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, default=None)
     last_login_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, default=None)
+    # Set when an admin made the password (a new account, a reset): the next login leads
+    # to a page that changes it, and nowhere else, until it is changed.
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=False)
+    # A new TOTP secret shown with its QR code, not yet confirmed by a code from it; it
+    # replaces ``totp_secret`` only once confirmed (accounts.confirm_totp).
+    totp_pending: Mapped[str] = mapped_column(String(64), default="")
 
     @property
     def active(self) -> bool:
@@ -321,3 +328,91 @@ class ServerAuditHead(Base):
     head: Mapped[str] = mapped_column(String(64))
     found: Mapped[bool] = mapped_column(Boolean)
     export_sequence: Mapped[int] = mapped_column(Integer)
+
+
+class MonthlyFigure(Base):
+    """What purged cases leave behind for the transparency figures: a count per month
+    opened, dimension and value (stats.py), never a case. Written in the transaction that
+    deletes the case, so a case is counted either live or here, never both or neither."""
+
+    __tablename__ = "monthly_figures"
+    __table_args__ = (UniqueConstraint("month", "dimension", "value"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    month: Mapped[str] = mapped_column(String(7))
+    dimension: Mapped[str] = mapped_column(String(24))
+    value: Mapped[str] = mapped_column(String(40))
+    cases: Mapped[int] = mapped_column(Integer)
+
+
+class Backup(Base):
+    """A backup archive or a team key export written (securedrop_wm.workstation.backup):
+    when, by whom, and to which backup key's fingerprint or "generated passphrase"."""
+
+    __tablename__ = "backups"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    actor: Mapped[str] = mapped_column(String(64))
+    # "archive" (a whole backup) or "team_key" (the team key's export).
+    kind: Mapped[str] = mapped_column(String(16))
+    protection: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(255))
+
+
+class ReplyDraft(Base):
+    """A reply not yet queued, kept for one account on one case: the text a reply form
+    carried through a login after its session expired, or a withdrawn reply. Never sent
+    by itself: its author reads it in the reply form and queues it, or discards it."""
+
+    __tablename__ = "reply_drafts"
+    __table_args__ = (UniqueConstraint("account_id", "case_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
+    text: Mapped[str] = mapped_column(Text)
+    saved_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    # Why it is a draft: "expired" (carried through a login) or "withdrawn".
+    origin: Mapped[str] = mapped_column(String(16))
+
+
+class ReplyTemplate(Base):
+    """A reply text admins keep for the team, per language, offered in the reply form."""
+
+    __tablename__ = "reply_templates"
+    __table_args__ = (UniqueConstraint("name", "language"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(80))
+    language: Mapped[str] = mapped_column(String(35))
+    text: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    updated_by: Mapped[str] = mapped_column(String(64))
+
+
+class CaseRead(Base):
+    """How far one account has read one case: the newest report it has seen. A case is
+    unread for an account without a row, or with a newer report than ``last_report_id``
+    (cases.py); "Mark unread" deletes the account's row."""
+
+    __tablename__ = "case_reads"
+    __table_args__ = (UniqueConstraint("account_id", "case_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
+    last_report_id: Mapped[int] = mapped_column(Integer)
+    read_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+
+
+class HandoverNote(Base):
+    """An internal note written on reassigning a case, and who it was handed to
+    ("nobody" when the case was unassigned); the note itself is a :class:`Note`."""
+
+    __tablename__ = "handover_notes"
+
+    note_id: Mapped[int] = mapped_column(
+        ForeignKey("notes.id", ondelete="CASCADE"), primary_key=True
+    )
+    assignee: Mapped[str] = mapped_column(String(64))

@@ -1,15 +1,22 @@
 """Replies: written in a case, encrypted at once to the source's key and the team key,
 queued, and exported in a reply bundle signed by the workstation key together with the
-ids of every imported submission not yet acknowledged."""
+ids of every imported submission not yet acknowledged.
+
+A queued reply can be withdrawn until a reply bundle takes it (:func:`withdraw_reply`);
+its text comes back as its author's draft. A draft (:class:`ReplyDraft`) is never sent
+by itself: its author sees it in the reply form, edits and queues it, or discards it.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
 
 from ..bundles.archive import write_reply_bundle
 from ..bundles.errors import BundleError
@@ -18,10 +25,19 @@ from ..errors import CryptoError
 from . import audit
 from .cases import get_case
 from .errors import ReplyError
-from .models import Case, OutgoingReply, ReplyBundle, Submission
+from .models import Account, Case, OutgoingReply, ReplyBundle, ReplyDraft, Submission
 from .services import Workstation
 
 MAX_REPLY_CHARS = 20_000
+# Where a draft came from: typed into a session that expired (carried through the next
+# login), a queued reply withdrawn, a reply template put into the form, or a reply that
+# could not be queued (a key missing or expired: the text is not lost).
+DRAFT_ORIGINS = ("expired", "withdrawn", "template", "unsent")
+# What the reply flows raise; the web layer shows each in the user's language.
+EMPTY_REPLY = "a reply cannot be empty"
+LONG_REPLY = f"a reply may have at most {MAX_REPLY_CHARS} characters"
+NO_QUEUED_REPLY = "there is no such queued reply in this case"
+REPLY_LEFT = "this reply has left in a reply bundle: it can no longer be withdrawn"
 
 
 @dataclass(frozen=True)
@@ -50,11 +66,7 @@ def queue_reply(ws: Workstation, actor: str, case_id: int, text: str) -> str:
     :raises ReplyError: an empty or overlong reply.
     :raises CryptoError: a key is missing or has expired (the message says which).
     """
-    text = text.replace("\r\n", "\n").strip()
-    if not text:
-        raise ReplyError("a reply cannot be empty")
-    if len(text) > MAX_REPLY_CHARS:
-        raise ReplyError(f"a reply may have at most {MAX_REPLY_CHARS} characters")
+    text = _clean(text)
     team = ws.team_fingerprint()
     with ws.sessions() as db:
         case = get_case(db, case_id)
@@ -75,7 +87,132 @@ def queue_reply(ws: Workstation, actor: str, case_id: int, text: str) -> str:
         case.updated_at = now
         db.flush()
         audit.record(db, now, actor, "reply.queue", case_id=case.id, detail=reply.uuid)
+        # The author's draft on this case is what was just queued.
+        account_id = db.scalar(select(Account.id).where(Account.username == actor))
+        if account_id is not None:
+            db.execute(
+                delete(ReplyDraft).where(
+                    ReplyDraft.account_id == account_id, ReplyDraft.case_id == case.id
+                )
+            )
         return reply.uuid
+
+
+def _clean(text: str) -> str:
+    """A reply's text with its line ends made plain and its ends trimmed.
+
+    :raises ReplyError: empty or overlong.
+    """
+    text = text.replace("\r\n", "\n").strip()
+    if not text:
+        raise ReplyError(EMPTY_REPLY)
+    if len(text) > MAX_REPLY_CHARS:
+        raise ReplyError(LONG_REPLY)
+    return text
+
+
+def withdraw_reply(ws: Workstation, actor: Account, case_id: int, reply_uuid: str) -> None:
+    """Take a queued reply out of the queue before any reply bundle holds it; its text
+    becomes the actor's draft on the case (added below a draft already there).
+
+    :raises ReplyError: no such queued reply in this case, or it has left already.
+    """
+    with ws.write() as db:
+        reply = db.scalar(
+            select(OutgoingReply).where(
+                OutgoingReply.uuid == reply_uuid, OutgoingReply.case_id == case_id
+            )
+        )
+        if reply is None:
+            raise ReplyError(NO_QUEUED_REPLY)
+        if reply.bundle_id is not None:
+            raise ReplyError(REPLY_LEFT)
+        text = reply.text
+        db.delete(reply)
+        now = ws.now()
+        _keep_draft(db, now, actor.id, case_id, text, "withdrawn", append=True)
+        audit.record(db, now, actor.username, "reply.withdraw", case_id=case_id, detail=reply_uuid)
+
+
+def save_draft(
+    ws: Workstation, actor: Account, case_id: int, text: str, origin: str, *, append: bool = False
+) -> None:
+    """Keep ``text`` as the actor's draft reply on the case (replacing the one there, or
+    below it with ``append``). Audited, without the text.
+
+    :raises ReplyError: an empty or overlong text, or an unknown origin.
+    :raises CaseNotFoundError: no such case.
+    """
+    if origin not in DRAFT_ORIGINS:
+        raise ReplyError(f"unknown draft origin {origin!r}")
+    text = _clean(text)
+    with ws.write() as db:
+        case = get_case(db, case_id)
+        now = ws.now()
+        _keep_draft(db, now, actor.id, case.id, text, origin, append=append)
+        audit.record(db, now, actor.username, "reply.draft", case_id=case.id, detail=origin)
+
+
+def _keep_draft(
+    db: Session,
+    now: dt.datetime,
+    account_id: int,
+    case_id: int,
+    text: str,
+    origin: str,
+    *,
+    append: bool,
+) -> None:
+    draft = db.scalar(
+        select(ReplyDraft).where(ReplyDraft.account_id == account_id, ReplyDraft.case_id == case_id)
+    )
+    if draft is None:
+        db.add(
+            ReplyDraft(
+                account_id=account_id, case_id=case_id, text=text, saved_at=now, origin=origin
+            )
+        )
+        return
+    draft.text = f"{draft.text}\n\n{text}" if append else text
+    draft.text = draft.text[:MAX_REPLY_CHARS]
+    draft.saved_at, draft.origin = now, origin
+
+
+def draft_of(ws: Workstation, account_id: int, case_id: int) -> ReplyDraft | None:
+    """The account's draft reply on the case, if it has one."""
+    with ws.sessions() as db:
+        return db.scalar(
+            select(ReplyDraft).where(
+                ReplyDraft.account_id == account_id, ReplyDraft.case_id == case_id
+            )
+        )
+
+
+def discard_draft(ws: Workstation, actor: Account, case_id: int) -> bool:
+    """Throw the actor's draft on the case away; whether there was one."""
+    with ws.write() as db:
+        gone = db.execute(
+            delete(ReplyDraft).where(
+                ReplyDraft.account_id == actor.id, ReplyDraft.case_id == case_id
+            )
+        )
+        if not getattr(gone, "rowcount", 0):
+            return False
+        audit.record(
+            db, ws.now(), actor.username, "reply.draft", case_id=case_id, detail="discarded"
+        )
+    return True
+
+
+def queued_replies(ws: Workstation, case_id: int) -> list[OutgoingReply]:
+    """The case's replies still waiting for a reply bundle (these can be withdrawn)."""
+    with ws.sessions() as db:
+        query = (
+            select(OutgoingReply)
+            .where(OutgoingReply.case_id == case_id, OutgoingReply.bundle_id.is_(None))
+            .order_by(OutgoingReply.id)
+        )
+        return list(db.scalars(query))
 
 
 def outbox(ws: Workstation) -> Outbox:

@@ -43,7 +43,13 @@ class WorkstationSettings:
     max_login_failures: int = 5
     lockout_minutes: int = 5
     max_bundle_bytes: int = 2 * 1024 * 1024 * 1024
+    # The UI asks for a backup when the last one is older than this (or there is none).
+    backup_reminder_days: int = 7
     gpg_binary: str = "gpg"
+    # How often `serve` runs the due purge (0: never; a systemd timer runs `purge`).
+    purge_interval_minutes: int = 60
+    # Published figures below this are shown as "<N" (stats.suppress).
+    figures_min_count: int = 5
 
 
 _INT_FIELDS = {
@@ -54,6 +60,9 @@ _INT_FIELDS = {
     # responder out for long (accounts.authenticate).
     "lockout_minutes": (1, 60),
     "max_bundle_bytes": (1024, 1 << 40),
+    "backup_reminder_days": (1, 365),
+    "purge_interval_minutes": (0, 24 * 60),
+    "figures_min_count": (2, 100),
 }
 
 

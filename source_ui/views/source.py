@@ -1,4 +1,5 @@
-"""A source's flow: codename, report, return with the codename, replies, log out."""
+"""A source's flow: codename, report, return with the codename, log out (the thread of
+reports and replies, follow-ups and one-file uploads are in conversation.py)."""
 
 from __future__ import annotations
 
@@ -44,8 +45,6 @@ from securedrop_wm.sources import (
     SourceLogin,
     abort_files,
     create_source,
-    delete_reply,
-    list_replies,
     login_source,
     source_exists,
     submit_report,
@@ -75,6 +74,18 @@ def had_files() -> bool:
     return request.form.get("had_files") == "1" or any(
         f.filename for f in request.files.getlist("files")
     )
+
+
+def resumed_form() -> str:
+    """Which form a posted text belongs to: ``"message"`` (the short form of a
+    follow-up) or ``"report"`` (the report form)."""
+    from flask import request
+
+    if request.endpoint == "source.message" or request.form.get("resume_form") == "message":
+        return "message"
+    if request.endpoint == "source.switch_language" and request.args.get("form") == "message":
+        return "message"
+    return "report"
 
 
 def _drop() -> Drop:
@@ -261,8 +272,9 @@ def login() -> Any:
         # A report typed before the session expired: back in the form, not sent yet.
         context = {"categories": category_labels(), "urgencies": urgency_labels()}
         notice = _("You are logged in again. Your report is not sent yet: check it and send it.")
+        template = "message.html" if resumed_form() == "message" else "submit.html"
         return render_template(
-            "submit.html", **context, **resumed, notice=notice, form=resumed["report"]
+            template, **context, **resumed, notice=notice, form=resumed["report"]
         )
     return redirect(url_for("source.replies"))
 
@@ -326,7 +338,14 @@ def submit() -> Any:
 @bp.errorhandler(TooManyFilesError)
 def too_many_files(e: TooManyFilesError) -> Any:
     """A report with more files than the drop takes: refused whole, at the first file
-    too many (uploads.py), with the text the source typed and why."""
+    too many (uploads.py), with the text the source typed and why; the one-file form
+    refuses a second file the same way (conversation.py)."""
+    from flask import request
+
+    if request.endpoint == "source.send_file":
+        from .conversation import file_form_error
+
+        return file_form_error(_("Send one file at a time: nothing was kept."), 413)
     context = {"categories": category_labels(), "urgencies": urgency_labels()}
     form = {k: str(e.fields.get(k, "")).strip().replace("\r\n", "\n") for k in REPORT_FIELDS}
     return _form_error(context, form, too_many_files_message(e.limit), 413, had_files=True)
@@ -389,30 +408,6 @@ def thanks() -> Any:
     return render_template("thanks.html", files=receipt["files"], danger=receipt["danger"])
 
 
-@bp.get("/replies")
-@login_required
-def replies() -> Any:
-    """Replies from the responders, decrypted for this source only, on the fly."""
-    try:
-        with _lanes().returning.slot():
-            found = list_replies(_drop(), _login())
-    except Busy as busy:
-        return busy_page(busy)
-    return render_template("replies.html", replies=found)
-
-
-@bp.post("/replies/<reply_uuid>/delete")
-@login_required
-def delete(reply_uuid: str) -> Any:
-    """Delete a reply for real."""
-    _rotate_csrf()
-    if delete_reply(_drop(), _login(), reply_uuid):
-        flash(_("The reply was deleted."), "info")
-    else:
-        flash(_("That reply no longer exists."), "error")
-    return redirect(url_for("source.replies"))
-
-
 @bp.post("/logout")
 def logout() -> Any:
     """End the session, on the server too; advise closing Tor Browser's window."""
@@ -423,4 +418,4 @@ def logout() -> Any:
     return response
 
 
-__all__ = ["CATEGORY_LABELS", "REPORT_FIELDS", "URGENCY_LABELS", "bp"]
+__all__ = ["CATEGORY_LABELS", "REPORT_FIELDS", "URGENCY_LABELS", "bp", "resumed_form"]

@@ -144,7 +144,11 @@ def test_report_login_read_and_delete_reply(
         assert not page.locator("#no-replies").is_visible()
 
         # Then: deleting it removes it from the page and its ciphertext from the disk.
-        page.get_by_role("button", name="Delete this reply").click()
+        # (it asks first: nothing is deleted until the source confirms)
+        page.get_by_role("link", name="Delete this reply").click()
+        visit.step("reply-delete-confirm")
+        assert (data_dir / "store" / reply_file).exists()
+        page.get_by_role("button", name="Yes, delete it for good").click()
         html = visit.step("reply-deleted")
         assert page.url == live_server.url + "/replies"
         assert reply not in html

@@ -314,6 +314,8 @@ def test_from_empty_folders_to_a_source_reading_a_reply(shell: Shell) -> None:
             "server_fingerprint": fingerprint,
             "username": ADMIN,
             "password": PASSWORD,
+            # A new drop: its server has no team key yet (docs/workstation.md, Set up)
+            "new_drop": "1",
         },
         # New team and workstation keys; the server's key file as carried over
         {"team_key": None, "signing_key": None, "server_key": server / "server.asc"},

@@ -27,7 +27,7 @@ TRANSLATIONS = SOURCE_UI / "translations"
 # English is the language of the code; every other offered language ships a catalog.
 TRANSLATED = tuple(lang for lang in Settings.languages if lang != "en")
 # The responders' UI, on the workstation: the languages of the response team.
-JOURNALIST_TRANSLATED = ("ar", "es", "fr", "pt_BR")
+JOURNALIST_TRANSLATED = ("ar", "es", "fa", "fr", "id", "pt_BR", "ru", "tr", "uk")
 CATALOGS = [("source_ui", lang) for lang in TRANSLATED] + [
     ("journalist_ui", lang) for lang in JOURNALIST_TRANSLATED
 ]

@@ -98,7 +98,11 @@ def test_returning_source_reads_and_deletes_a_reply(
     page = client.get("/replies")
     assert "We read your report. Stay safe: ⚠ مرحبا" in page.text
 
-    client.post(f"/replies/{reply_uuid}/delete", data={"csrf_token": csrf_token(page.text)})
+    confirm = client.get(f"/replies/{reply_uuid}/delete")  # deleting asks first
+    client.post(
+        f"/replies/{reply_uuid}/delete",
+        data={"csrf_token": csrf_token(confirm.text), "confirm": "yes"},
+    )
     page = client.get("/replies")
     assert "We read your report" not in page.text
     assert "The reply was deleted." in page.text
