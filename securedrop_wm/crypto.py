@@ -161,15 +161,24 @@ class GnuPG:
             raise KeyMissingError(f"key {fingerprint} is not in the keyring")
         return str(armored)
 
-    def export_secret_key(self, fingerprint: str) -> str:
-        """The armored secret key for ``fingerprint``, which must have no passphrase
-        (the demo's throwaway keys); it is returned in memory, never written.
+    def export_secret_key(self, fingerprint: str, passphrase: str | None = None) -> str:
+        """The armored secret key for ``fingerprint``, still protected by its own
+        passphrase if it has one (gpg-agent asks for it to export: give ``passphrase``);
+        it is returned in memory, never written.
 
         :raises KeyMissingError: if the keyring lacks its secret part.
+        :raises CryptoError: it has a passphrase, and none or a wrong one was given.
         """
         with self._keyring.hold():
-            armored = self._gpg.export_keys(fingerprint, secret=True, expect_passphrase=False)
+            if passphrase is None:
+                armored = self._gpg.export_keys(fingerprint, secret=True, expect_passphrase=False)
+            else:
+                armored = self._gpg.export_keys(fingerprint, secret=True, passphrase=passphrase)
         if not armored:
+            if self.has_secret_key(fingerprint):
+                raise CryptoError(
+                    f"the secret key {fingerprint} has a passphrase: give it (a wrong one fails)"
+                )
             raise KeyMissingError(f"the secret key {fingerprint} is not in the keyring")
         return str(armored)
 

@@ -185,15 +185,22 @@ def create_backup(ws: Workstation, output: Path, actor: str, protection: Protect
     return Written(output, protection, size)
 
 
-def export_team_key(ws: Workstation, output: Path, actor: str, protection: Protection) -> Written:
+def export_team_key(
+    ws: Workstation,
+    output: Path,
+    actor: str,
+    protection: Protection,
+    key_passphrase: str | None = None,
+) -> Written:
     """Write the team's secret key, encrypted as ``protection`` says, to ``output``.
 
-    The key keeps its own passphrase inside the message, if it has one.
+    The key keeps its own passphrase inside the message, if it has one (gpg-agent needs
+    it, ``key_passphrase``, to export the key at all).
 
     :raises BackupError: as :func:`create_backup`, or the key cannot be exported.
     """
     try:
-        armored = ws.gpg.export_secret_key(ws.team_fingerprint()).encode()
+        armored = ws.gpg.export_secret_key(ws.team_fingerprint(), key_passphrase).encode()
     except CryptoError as e:
         raise BackupError(f"the team key could not be exported: {e}") from None
     size = _write_encrypted(ws, output, protection, None, armored)

@@ -116,17 +116,28 @@ def backup(
 @config_option
 @_output_option("The file to write (a new file).")
 @_with_key_options
+@click.option(
+    "--ask-key-passphrase",
+    is_flag=True,
+    help="The team key has a passphrase: ask for it (gpg needs it to export the key).",
+)
 def export_team_key(
     config: str | None,
     output: Path,
     key_file: Path | None,
     fingerprint: str | None,
     by: str | None,
+    ask_key_passphrase: bool,
 ) -> None:
-    """Export the team's secret key, encrypted, for safekeeping."""
-    _write_protected(
-        "the team's secret key", core.export_team_key, config, output, key_file, fingerprint, by
-    )
+    """Export the team's secret key, encrypted, for safekeeping (it keeps its passphrase)."""
+    key_passphrase = None
+    if ask_key_passphrase:
+        key_passphrase = click.prompt("Team key passphrase", hide_input=True)
+
+    def make(ws: Workstation, out: Path, actor: str, protection: core.Protection) -> core.Written:
+        return core.export_team_key(ws, out, actor, protection, key_passphrase)
+
+    _write_protected("the team's secret key", make, config, output, key_file, fingerprint, by)
 
 
 @click.command()

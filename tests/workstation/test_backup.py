@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import shutil
 import sqlite3
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -257,3 +258,43 @@ def test_backup_reminder_days_bounds(desk: Desk) -> None:
 def test_a_chosen_passphrase_is_refused() -> None:
     with pytest.raises(backup.BackupError, match="not a backup passphrase"):
         backup.normalize_passphrase("correct horse battery staple")
+
+
+def test_a_team_key_with_a_passphrase_is_exported_with_it(
+    desk: Desk, responders: Responders, tmp_path: Path
+) -> None:
+    # Given a team key protected by a passphrase a person chose (as a careful team's is)
+    config = str(desk.ws.settings.config_path)
+    home, team = str(desk.ws.settings.gpg_home), desk.ws.team_fingerprint()
+    subprocess.run(
+        ["gpg", "--homedir", home, "--batch", "--pinentry-mode", "loopback"]
+        + ["--passphrase", "our team passphrase", "--passwd", team],
+        check=True,
+        capture_output=True,
+    )
+    # Without its passphrase gpg cannot export it: said, and nothing is written
+    out = tmp_path / "team-key.gpg"
+    refused = run("export-team-key", "--config", config, "--output", str(out), "--by", "admin")
+    assert refused.exit_code != 0 and "has a passphrase" in refused.output
+    assert not out.exists()
+    # With it (asked, not on the command line), the export holds the key, still protected
+    made = run(
+        "export-team-key", "--config", config, "--output", str(out), "--by", "admin",
+        "--ask-key-passphrase", given="our team passphrase\n",
+    )  # fmt: skip
+    assert made.exit_code == 0, made.output
+    passphrase = PASSPHRASE.search(made.output)
+    assert passphrase, made.output
+    fresh_home = short_tempdir("sdwm-fresh-")
+    fresh = GnuPG(fresh_home)
+    try:
+        armored = fresh.decrypt_file(out, passphrase=passphrase.group(1))
+        assert team in fresh.import_keys(armored)
+        message = tmp_path / "message.gpg"
+        fresh.encrypt_bytes(b"for the team only", [team], message)
+        with pytest.raises(Exception):  # noqa: B017, PT011 (locked: no passphrase given)
+            fresh.decrypt_file(message)
+        assert fresh.decrypt_file(message, passphrase="our team passphrase") == b"for the team only"
+    finally:
+        fresh.close()
+        shutil.rmtree(fresh_home, ignore_errors=True)
