@@ -28,6 +28,7 @@ keygrips and one to delete them).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import struct
@@ -116,16 +117,21 @@ def settle(home: Path, fingerprints: Iterable[str]) -> None:
     """Day-coarsen again what a gpg run that read the own keyboxes of ``fingerprints``
     (and their secret keys) left with a time of day: those files and the home's own
     files (its configuration, keybox, locks). A bounded number of files."""
+    folders: set[Path] = set()
     for fpr in fingerprints:
         if not _FPR.match(fpr):
             continue
         box = keybox(home, fpr)
+        folders.add(box.parent)  # gpg's lock files beside the keybox re-date it
         targets = [box, *(home / _KEY_FOLDERS[0] / f"{g}.key" for g in _sidecar_grips(box))]
         for path in targets:
             try:
                 coarsen_times(path)
             except FileNotFoundError:
                 continue
+    for folder in folders:
+        with contextlib.suppress(FileNotFoundError):
+            coarsen_times(folder)
     _coarsen_home_files(home)
     coarsen_times(home)
 
