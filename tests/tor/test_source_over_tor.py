@@ -99,7 +99,7 @@ def test_report_through_tor_and_the_same_address_after_a_restart(
         replies = back.login(codename)
         assert replies.status_code == 200
         assert replies.url == f"{again.url}replies"
-        assert "There are no replies yet" in replies.text
+        assert "There are no replies to show" in replies.text
 
 
 def test_serve_onion_with_its_own_tor(
