@@ -370,6 +370,25 @@ def _read_bundle(
     return manifest[0], folder, manifest[1]
 
 
+_COMPRESSED_MAGIC = {
+    b"\x1f\x8b": "gzip",
+    b"BZh": "bzip2",
+    b"\xfd7zXZ\x00": "xz",
+    b"\x28\xb5\x2f\xfd": "zstd",
+    b"PK\x03\x04": "zip",
+}
+
+
+def _refuse_compressed(f: IO[bytes]) -> None:
+    """Refuse a compressed file by its magic bytes, before tarfile sees it: now and then
+    compressed bytes happen to pass for a tar header, and a bundle is never compressed."""
+    head = f.read(8)
+    f.seek(0)
+    for magic, kind in _COMPRESSED_MAGIC.items():
+        if head.startswith(magic):
+            raise BundleFormatError(f"not a bundle: the file is not a tar archive ({kind} data)")
+
+
 def _read_members(
     f: IO[bytes],
     total: int,
@@ -381,6 +400,7 @@ def _read_members(
     folder: Path | None,
     progress: Progress | None = None,
 ) -> tuple[_Manifest, str]:
+    _refuse_compressed(f)
     try:
         tar = tarfile.open(fileobj=f, mode="r:", tarinfo=_BoundedTarInfo)
     except tarfile.ReadError as e:
