@@ -31,7 +31,7 @@ from .kdf import SourceId, SourcePassphrase, derive
 from .models import Reply, Report, Source, SourceTombstone, Submission
 from .receipts import Receipt, SentFile, seal_receipt
 from .transfer import count_arrival
-from .vocabulary import Category, Urgency
+from .vocabulary import Category, Place, Urgency
 
 MESSAGE_SCHEMA = 1
 MAX_TEXT_CHARS = 100_000
@@ -62,6 +62,12 @@ class ReportFields:
     wiki: str = ""
     links: str = ""
     reply_language: str = "en"
+    # Where it happened (a ``vocabulary.Place`` value, or "" when not said), which
+    # Wikimedia project and language (free text, e.g. "fa.wikipedia"), and the country or
+    # region (free text; "" when the source prefers not to say).
+    place: str = ""
+    project: str = ""
+    region: str = ""
 
 
 @dataclass
@@ -199,7 +205,10 @@ def validate_fields(fields: ReportFields) -> None:
         raise ReportError("choose how urgent this is")
     if len(fields.what_happened) > MAX_TEXT_CHARS:
         raise ReportError(f"the description is longer than {MAX_TEXT_CHARS} characters")
-    if len(fields.wiki) > MAX_SHORT_CHARS or len(fields.reply_language) > 35:
+    if fields.place and not Place.has(fields.place):
+        raise ReportError("choose where it happened")
+    short = (fields.wiki, fields.project, fields.region)
+    if any(len(x) > MAX_SHORT_CHARS for x in short) or len(fields.reply_language) > 35:
         raise ReportError("a short field is too long")
     if len(fields.links) > MAX_LINKS_CHARS:
         raise ReportError(f"the links are longer than {MAX_LINKS_CHARS} characters")

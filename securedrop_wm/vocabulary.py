@@ -35,6 +35,14 @@ class Category(Vocabulary):
     OTHER = "other"
 
 
+class Place(Vocabulary):
+    """Where it happened, as the source says on the report form."""
+
+    ON_WIKI = "on_wiki"
+    OFF_WIKI = "off_wiki"
+    IN_PERSON = "in_person"
+
+
 class Urgency(Vocabulary):
     """How soon the source needs help, least urgent first."""
 
@@ -60,4 +68,4 @@ def urgency_rank(value: str) -> int:
     return list(Urgency).index(Urgency(value)) if Urgency.has(value) else 0
 
 
-__all__ = ["CaseStatus", "Category", "Urgency", "Vocabulary", "urgency_rank"]
+__all__ = ["CaseStatus", "Category", "Place", "Urgency", "Vocabulary", "urgency_rank"]

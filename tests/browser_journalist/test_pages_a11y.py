@@ -36,7 +36,7 @@ from securedrop_wm.translations import html_lang, text_direction
 from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.browser_journalist.test_responder_flow import ws_server  # noqa: F401 (fixture)
 from tests.i18n.test_pages import AxeRunner, scripts_in
-from tests.workstation.fixtures import ADMIN, ADMIN_PASSWORD, Desk, export, source_reports
+from tests.workstation.fixtures import ADMIN, ADMIN_PASSWORD, Station, export, source_reports
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -227,7 +227,9 @@ class Walk:
             shot.problems.append(f"scrolls sideways by {overflow}px on a {PHONE_WIDTH}px phone")
 
 
-async def _log_in(browser: Browser, url: str, desk: Desk, bundle: Path) -> tuple[list[Any], str]:
+async def _log_in(
+    browser: Browser, url: str, station: Station, bundle: Path
+) -> tuple[list[Any], str]:
     """Log in as the admin, import ``bundle`` through the pages; the session's cookies and
     the path of the first case's page."""
     context = await browser.new_context(java_script_enabled=False, locale="en")
@@ -236,7 +238,7 @@ async def _log_in(browser: Browser, url: str, desk: Desk, bundle: Path) -> tuple
         await p.goto(f"{url}/login")
         await p.fill("input[name=username]", ADMIN)
         await p.fill("input[name=password]", ADMIN_PASSWORD)
-        await p.fill("input[name=code]", desk.code())
+        await p.fill("input[name=code]", station.code())
         async with p.expect_navigation():
             await p.click("main form button[type=submit]")
         await p.goto(f"{url}/import")
@@ -309,12 +311,12 @@ async def _control(browser: Browser, url: str, visit: Visit) -> dict[str, str]:
 
 
 async def _visit_all(
-    url: str, desk: Desk, bundle: Path, languages: list[str]
+    url: str, station: Station, bundle: Path, languages: list[str]
 ) -> tuple[dict[str, Visit], dict[str, str]]:
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            cookies, case = await _log_in(browser, url, desk, bundle)
+            cookies, case = await _log_in(browser, url, station, bundle)
             slots = asyncio.Semaphore(WALKING_AT_ONCE)
 
             async def visit(lang: str) -> Visit:
@@ -340,7 +342,7 @@ def test_text_fields_without_dir_are_found() -> None:
 
 def test_every_responder_page_in_every_language(
     ws_server: str,  # noqa: F811 (the fixture imported above)
-    desk: Desk,
+    station: Station,
     drop: Drop,
     tmp_path: Path,
 ) -> None:
@@ -348,7 +350,7 @@ def test_every_responder_page_in_every_language(
     source_reports(drop, "Someone is following my edits.", urgency="urgent", category="threats")
     bundle = export(drop, tmp_path)
     languages = responder_languages()
-    visits, control = asyncio.run(_visit_all(ws_server, desk, bundle, languages))
+    visits, control = asyncio.run(_visit_all(ws_server, station, bundle, languages))
     # The check sees the contrast this page had before (about 1.1:1).
     assert control.get("color-contrast") == "serious"
     failures = []

@@ -17,20 +17,20 @@ import pytest
 from securedrop_wm.drop import Drop
 from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.live import free_port
-from tests.workstation.fixtures import ADMIN, ADMIN_PASSWORD, Desk, export, source_reports
+from tests.workstation.fixtures import ADMIN, ADMIN_PASSWORD, Station, export, source_reports
 
 pytestmark = pytest.mark.browser
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "journalist"
 
 
 @pytest.fixture
-def ws_server(desk: Desk) -> Iterator[str]:
+def ws_server(station: Station) -> Iterator[str]:
     """The workstation's real server on a loopback port."""
     port = free_port()
-    log = (desk.path / "serve.log").open("wb")
+    log = (station.path / "serve.log").open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "securedrop_wm.workstation", "serve"]
-        + ["--config", str(desk.ws.settings.config_path), "--port", str(port)],
+        + ["--config", str(station.ws.settings.config_path), "--port", str(port)],
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -38,7 +38,7 @@ def ws_server(desk: Desk) -> Iterator[str]:
     log.close()
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        assert process.poll() is None, (desk.path / "serve.log").read_text()
+        assert process.poll() is None, (station.path / "serve.log").read_text()
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 break
@@ -49,7 +49,9 @@ def ws_server(desk: Desk) -> Iterator[str]:
     process.wait(timeout=10)
 
 
-def test_responder_flow_in_chromium(ws_server: str, desk: Desk, drop: Drop, tmp_path: Path) -> None:
+def test_responder_flow_in_chromium(
+    ws_server: str, station: Station, drop: Drop, tmp_path: Path
+) -> None:
     from playwright.sync_api import sync_playwright
 
     source_reports(drop, "Someone is following my edits.", urgency="urgent", category="threats")
@@ -68,7 +70,7 @@ def test_responder_flow_in_chromium(ws_server: str, desk: Desk, drop: Drop, tmp_
             page.goto(ws_server + "/login")
             page.fill("input[name=username]", ADMIN)
             page.fill("input[name=password]", ADMIN_PASSWORD)
-            page.fill("input[name=code]", desk.code())
+            page.fill("input[name=code]", station.code())
             page.screenshot(path=str(ARTIFACTS / "01-login.png"))
             page.click("button[type=submit]:has-text('Log in')")
             assert page.url.rstrip("/") == ws_server

@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.workstation.fixtures import Desk, login
+from tests.workstation.fixtures import Station, login
 
 from .checks import walk
 
@@ -17,8 +17,8 @@ def test_every_route_logged_out(ws_app: Flask, ws_client: FlaskClient) -> None:
     assert {"auth.login", "cases.case", "static"} <= seen
 
 
-def test_every_route_logged_in(ws_app: Flask, ws_client: FlaskClient, desk: Desk) -> None:
-    response = login(ws_client, desk)
+def test_every_route_logged_in(ws_app: Flask, ws_client: FlaskClient, station: Station) -> None:
+    response = login(ws_client, station)
     assert response.status_code == 302  # type: ignore[attr-defined]
     problems, seen = walk(ws_app, ws_client, "/account", ("auth.logout",))
     assert problems == []

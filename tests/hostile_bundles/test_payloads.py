@@ -28,7 +28,7 @@ from securedrop_wm.workstation.importing import import_bundle
 from securedrop_wm.workstation.models import Case, Submission
 from securedrop_wm.workstation.services import Workstation
 from tests.conftest import Responders, new_source
-from tests.workstation.fixtures import Desk, export, login, report, source_reports
+from tests.workstation.fixtures import Station, export, login, report, source_reports
 
 from .forge import Genuine, resign, tar_bytes
 
@@ -76,7 +76,7 @@ HOSTILE_FILES = {
 
 
 def test_hostile_attachments_from_a_source_import_intact_and_stay_inert(
-    client: FlaskClient, drop: Drop, desk: Desk, ws_client: FlaskClient, tmp_path: Path
+    client: FlaskClient, drop: Drop, station: Station, ws_client: FlaskClient, tmp_path: Path
 ) -> None:
     # Given a source who attaches files made to break parsers and to inject markup
     new_source(client)
@@ -87,20 +87,20 @@ def test_hostile_attachments_from_a_source_import_intact_and_stay_inert(
     )
     # When the responders import the bundle
     start = time.monotonic()
-    result = import_bundle(desk.ws, "admin", export(drop, tmp_path))
+    result = import_bundle(station.ws, "admin", export(drop, tmp_path))
     # Then it imports whole, promptly, every file byte for byte
     assert result.files == len(HOSTILE_FILES)
     assert time.monotonic() - start < 90  # the metadata reader's limits held
-    with desk.ws.sessions() as db:
+    with station.ws.sessions() as db:
         files = {
             s.filename: s for s in db.scalars(select(Submission).where(Submission.kind == "file"))
         }
     assert set(files) == set(HOSTILE_FILES)
     for name, data in HOSTILE_FILES.items():
-        assert (desk.ws.settings.files_dir / files[name].uuid).read_bytes() == data
+        assert (station.ws.settings.files_dir / files[name].uuid).read_bytes() == data
     # And the responder's pages show the names and text as text, files as downloads
-    login(ws_client, desk)
-    page = ws_client.get(f"/cases/{_case_id(desk.ws)}")
+    login(ws_client, station)
+    page = ws_client.get(f"/cases/{_case_id(station.ws)}")
     assert page.status_code == 200
     assert "<img src=x" not in page.text and "<script>alert" not in page.text
     assert "&lt;img src=x onerror=alert(1)&gt;.html" in page.text

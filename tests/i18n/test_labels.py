@@ -19,7 +19,7 @@ from securedrop_wm.vocabulary import CaseStatus, Category, Urgency, Vocabulary
 from source_ui.views import source as source_labels
 from tests.i18n.catalogs import ROOT
 from tests.i18n.test_catalogs import JOURNALIST_TRANSLATED, TRANSLATED
-from tests.workstation.fixtures import Desk, export, import_through_ui, login, source_reports
+from tests.workstation.fixtures import Station, export, import_through_ui, login, source_reports
 
 MISSING = "\x00missing"
 
@@ -69,11 +69,11 @@ def _cells(html: str) -> list[str]:
 
 
 def test_responders_see_labels_in_their_language_not_stored_keys(
-    ws_client: FlaskClient, desk: Desk, drop: Drop, tmp_path: Path
+    ws_client: FlaskClient, station: Station, drop: Drop, tmp_path: Path
 ) -> None:
     # Given a source in danger who reported government surveillance, imported
     source_reports(drop, category="surveillance", urgency="danger")
-    login(ws_client, desk)
+    login(ws_client, station)
     import_through_ui(ws_client, export(drop, tmp_path))
     # When a French-speaking responder opens the case list
     french = {"Accept-Language": "fr"}

@@ -14,7 +14,7 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from tests.conftest import csrf_token
-from tests.workstation.fixtures import ADMIN, Desk, login
+from tests.workstation.fixtures import ADMIN, Station, login
 
 OWN_PASSWORD = "rosa's own long password"
 
@@ -48,9 +48,9 @@ def _add(client: FlaskClient, username: str) -> str:
     return _one_time_password(made.text)
 
 
-def _enrol(client: FlaskClient, desk: Desk, one_time: str, password: str) -> str:
+def _enrol(client: FlaskClient, station: Station, one_time: str, password: str) -> str:
     """Log in with the one-time password, no code, and enrol; return the TOTP secret."""
-    desk.clock.advance(seconds=30)
+    station.clock.advance(seconds=30)
     page = client.get("/login").text
     logged = _post(client, "/login", page, username="rosa", password=one_time, code="")
     assert logged.status_code == 302 and logged.location.endswith("/account/enrol")
@@ -59,7 +59,7 @@ def _enrol(client: FlaskClient, desk: Desk, one_time: str, password: str) -> str
     secret = re.search(r'id="totp-secret">([A-Z2-7]{32})<', enrol)
     assert secret
     code = pyotp.TOTP(secret.group(1)).generate_otp(
-        pyotp.TOTP(secret.group(1)).timecode(desk.clock())
+        pyotp.TOTP(secret.group(1)).timecode(station.clock())
     )
     done = _post(client, "/account/enrol", enrol, new=password, confirm=password, code=code)
     assert done.status_code == 302 and done.location.endswith("/"), done.text
@@ -67,12 +67,12 @@ def _enrol(client: FlaskClient, desk: Desk, one_time: str, password: str) -> str
 
 
 def test_an_added_responder_must_enrol_before_reaching_any_page(
-    ws_app: Flask, ws_client: FlaskClient, desk: Desk
+    ws_app: Flask, ws_client: FlaskClient, station: Station
 ) -> None:
-    login(ws_client, desk)
+    login(ws_client, station)
     one_time = _add(ws_client, "rosa")
     rosa = ws_app.test_client()
-    desk.clock.advance(seconds=30)
+    station.clock.advance(seconds=30)
     page = rosa.get("/login").text
     # The one-time password alone logs her in, to enrolment only
     logged = _post(rosa, "/login", page, username="rosa", password=one_time, code="")
@@ -88,22 +88,22 @@ def test_an_added_responder_must_enrol_before_reaching_any_page(
     assert rosa.get("/").location.endswith("/account/enrol")
     rosa.post("/logout", data={"csrf_token": csrf_token(enrol)})
     # When she enrols, every page opens
-    secret = _enrol(rosa, desk, one_time, OWN_PASSWORD)
+    secret = _enrol(rosa, station, one_time, OWN_PASSWORD)
     assert rosa.get("/").status_code == 200
     # and the next login needs her password and a code of her authenticator
     rosa.post("/logout", data={"csrf_token": csrf_token(rosa.get("/").text)})
-    assert login(rosa, desk, "rosa", password=one_time).status_code == 401  # type: ignore[attr-defined]
-    assert login(rosa, desk, "rosa", password=OWN_PASSWORD, code="000000").status_code == 401  # type: ignore[attr-defined]
-    ok = login(rosa, desk, "rosa", password=OWN_PASSWORD, secret=secret)
+    assert login(rosa, station, "rosa", password=one_time).status_code == 401  # type: ignore[attr-defined]
+    assert login(rosa, station, "rosa", password=OWN_PASSWORD, code="000000").status_code == 401  # type: ignore[attr-defined]
+    ok = login(rosa, station, "rosa", password=OWN_PASSWORD, secret=secret)
     assert ok.status_code == 302 and rosa.get("/").status_code == 200  # type: ignore[attr-defined]
 
 
 def test_an_admin_resets_a_responder_but_not_themselves(
-    ws_app: Flask, ws_client: FlaskClient, desk: Desk
+    ws_app: Flask, ws_client: FlaskClient, station: Station
 ) -> None:
-    login(ws_client, desk)
+    login(ws_client, station)
     rosa = ws_app.test_client()
-    secret = _enrol(rosa, desk, _add(ws_client, "rosa"), OWN_PASSWORD)
+    secret = _enrol(rosa, station, _add(ws_client, "rosa"), OWN_PASSWORD)
     assert rosa.get("/").status_code == 200
     accounts_page = ws_client.get("/admin/accounts").text
     ids = {}
@@ -122,24 +122,24 @@ def test_an_admin_resets_a_responder_but_not_themselves(
     one_time = _one_time_password(reset.text)
     # Then her open session is over, her old password and authenticator fail,
     assert rosa.get("/").location.endswith("/login")
-    assert login(rosa, desk, "rosa", password=OWN_PASSWORD, secret=secret).status_code == 401  # type: ignore[attr-defined]
+    assert login(rosa, station, "rosa", password=OWN_PASSWORD, secret=secret).status_code == 401  # type: ignore[attr-defined]
     # and she enrols again with the one-time password
-    new_secret = _enrol(rosa, desk, one_time, "rosa's second own password")
+    new_secret = _enrol(rosa, station, one_time, "rosa's second own password")
     assert new_secret != secret and rosa.get("/").status_code == 200
     log = ws_client.get("/audit?what=account.reset").text
     assert f"<td>{ADMIN}</td><td>account.reset</td>" in log and one_time not in log
 
 
 def test_a_responder_replaces_their_authenticator_after_a_code(
-    ws_client: FlaskClient, desk: Desk
+    ws_client: FlaskClient, station: Station
 ) -> None:
-    login(ws_client, desk)
+    login(ws_client, station)
     page = ws_client.get("/account/totp").text
     _svg_is_clean(page)
     secret = re.search(r'id="totp-secret">([A-Z2-7]{32})<', page)
     assert secret
-    wrong = _post(ws_client, "/account/totp", page, code=desk.code())
+    wrong = _post(ws_client, "/account/totp", page, code=station.code())
     assert "does not match the new secret" in ws_client.get(wrong.location).text
-    desk.clock.advance(seconds=30)
-    done = _post(ws_client, "/account/totp", page, code=desk.code(secret.group(1)))
+    station.clock.advance(seconds=30)
+    done = _post(ws_client, "/account/totp", page, code=station.code(secret.group(1)))
     assert "Your new authenticator" in ws_client.get(done.location).text

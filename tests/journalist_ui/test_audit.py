@@ -10,14 +10,16 @@ from flask.testing import FlaskClient
 
 from securedrop_wm.bundles import AuditHead
 from securedrop_wm.workstation import audit
-from tests.workstation.fixtures import Desk, login
+from tests.workstation.fixtures import Station, login
 
 
-def test_the_audit_page_says_when_a_trigger_was_dropped(ws_client: FlaskClient, desk: Desk) -> None:
-    login(ws_client, desk)
+def test_the_audit_page_says_when_a_trigger_was_dropped(
+    ws_client: FlaskClient, station: Station
+) -> None:
+    login(ws_client, station)
     assert "Hash chain intact" in ws_client.get("/audit").text
     # Someone with the database file drops the trigger that refuses edits.
-    path = desk.ws.settings.database_url.removeprefix("sqlite:///")
+    path = station.ws.settings.database_url.removeprefix("sqlite:///")
     conn = sqlite3.connect(path)
     conn.execute("DROP TRIGGER audit_events_no_update")
     conn.commit()
@@ -28,13 +30,13 @@ def test_the_audit_page_says_when_a_trigger_was_dropped(ws_client: FlaskClient, 
 
 
 def test_the_audit_page_says_when_the_log_lacks_a_head_the_server_holds(
-    ws_client: FlaskClient, desk: Desk
+    ws_client: FlaskClient, station: Station
 ) -> None:
-    login(ws_client, desk)
+    login(ws_client, station)
     # An export bundle showed back a head this log does not contain (it was cut off);
     # the full round trip: tests/workstation/test_audit_anchor.py.
     head = "ab" * 32
-    with desk.ws.write() as db:
+    with station.ws.write() as db:
         audit.record_server_heads(
             db, "CD" * 20, 2, [AuditHead(sequence=1, day=dt.date(2026, 11, 22), head=head)]
         )

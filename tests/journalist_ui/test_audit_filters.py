@@ -16,7 +16,7 @@ from securedrop_wm.drop import Drop
 from securedrop_wm.workstation import cases, importing
 from securedrop_wm.workstation.cli import workstation as ws_cli
 from securedrop_wm.workstation.models import AuditEvent
-from tests.workstation.fixtures import ADMIN, Desk, export, login, source_reports
+from tests.workstation.fixtures import ADMIN, Station, export, login, source_reports
 
 
 def _rows(page: str) -> list[list[str]]:
@@ -28,32 +28,32 @@ def _rows(page: str) -> list[list[str]]:
     ]
 
 
-def _reads(desk: Desk) -> int:
-    with desk.ws.sessions() as db:
+def _reads(station: Station) -> int:
+    with station.ws.sessions() as db:
         query = select(func.count(AuditEvent.id)).where(AuditEvent.action == "case.read")
         return int(db.scalar(query) or 0)
 
 
 def test_case_readings_are_recorded_once_a_day_and_filters_find_events(
-    ws_client: FlaskClient, desk: Desk, drop: Drop, tmp_path: Path
+    ws_client: FlaskClient, station: Station, drop: Drop, tmp_path: Path
 ) -> None:
     source_reports(drop, "first")
     source_reports(drop, "second")
-    importing.import_bundle(desk.ws, ADMIN, export(drop, tmp_path))
-    first, second = sorted(r.case.id for r in cases.list_cases(desk.ws, cases.CaseFilter()))
-    login(ws_client, desk)
+    importing.import_bundle(station.ws, ADMIN, export(drop, tmp_path))
+    first, second = sorted(r.case.id for r in cases.list_cases(station.ws, cases.CaseFilter()))
+    login(ws_client, station)
     # A responder opens a case page five times, the other once: two readings recorded
     for _ in range(5):
         assert ws_client.get(f"/cases/{first}").status_code == 200
     ws_client.get(f"/cases/{second}")
-    assert _reads(desk) == 2
+    assert _reads(station) == 2
     # The next day, reading it again is recorded again
-    desk.clock.advance(days=1)
-    login(ws_client, desk)
+    station.clock.advance(days=1)
+    login(ws_client, station)
     ws_client.get(f"/cases/{first}")
     ws_client.get(f"/cases/{first}")
-    assert _reads(desk) == 3
-    today = desk.clock().date().isoformat()
+    assert _reads(station) == 3
+    today = station.clock().date().isoformat()
     # Filters: what, case, who, and days
     rows = _rows(ws_client.get(f"/audit?what=case.read&case={first}").text)
     assert [r[3] for r in rows] == ["case.read", "case.read"] and {r[4] for r in rows} == {
@@ -69,14 +69,14 @@ def test_case_readings_are_recorded_once_a_day_and_filters_find_events(
 
 
 def test_pages_keep_the_filter_and_the_chain_verifies(
-    ws_client: FlaskClient, desk: Desk, drop: Drop, tmp_path: Path
+    ws_client: FlaskClient, station: Station, drop: Drop, tmp_path: Path
 ) -> None:
     source_reports(drop, "notes")
-    importing.import_bundle(desk.ws, ADMIN, export(drop, tmp_path))
-    case_id = cases.list_cases(desk.ws, cases.CaseFilter())[0].case.id
+    importing.import_bundle(station.ws, ADMIN, export(drop, tmp_path))
+    case_id = cases.list_cases(station.ws, cases.CaseFilter())[0].case.id
     for i in range(105):
-        cases.add_note(desk.ws, ADMIN, case_id, f"note {i}")
-    login(ws_client, desk)
+        cases.add_note(station.ws, ADMIN, case_id, f"note {i}")
+    login(ws_client, station)
     page = ws_client.get("/audit?what=case.note").text
     assert len(_rows(page)) == 100 and "105 event(s) match; page 1 of 2" in page
     older = re.search(r'href="([^"]+)" rel="next"', page)
@@ -87,6 +87,6 @@ def test_pages_keep_the_filter_and_the_chain_verifies(
     assert len(rows) == 5 and {r[3] for r in rows} == {"case.note"}
     assert "Hash chain intact" in page
     verified = CliRunner().invoke(
-        ws_cli, ["verify-audit", "--config", str(desk.ws.settings.config_path)]
+        ws_cli, ["verify-audit", "--config", str(station.ws.settings.config_path)]
     )
     assert verified.exit_code == 0 and "audit log intact" in verified.output

@@ -15,7 +15,7 @@ from securedrop_wm.workstation import accounts, cases, replies
 from tests.conftest import csrf_token
 from tests.workstation.fixtures import (
     ADMIN,
-    Desk,
+    Station,
     export,
     import_through_ui,
     login,
@@ -27,13 +27,13 @@ HARASSER = "User:Harasser_77"
 DIFF = "https://en.wikipedia.org/w/index.php?diff=1234567&oldid=7654321"
 
 
-def _rosa(desk: Desk, ws_app: Flask) -> tuple[int, FlaskClient]:
-    with desk.ws.write() as db:
+def _rosa(station: Station, ws_app: Flask) -> tuple[int, FlaskClient]:
+    with station.ws.write() as db:
         made = accounts.create_account(
-            desk.ws, db, ADMIN, "rosa", "rosa's own password", admin=False
+            station.ws, db, ADMIN, "rosa", "rosa's own password", admin=False
         )
     client = ws_app.test_client()
-    login(client, desk, "rosa", password="rosa's own password", secret=made.totp_secret)
+    login(client, station, "rosa", password="rosa's own password", secret=made.totp_secret)
     return made.id, client
 
 
@@ -45,8 +45,8 @@ def _post(client: FlaskClient, url: str, page: str, **data: str) -> str:
     return response.text
 
 
-def _case_ids(desk: Desk) -> list[int]:
-    return sorted(r.case.id for r in cases.list_cases(desk.ws, cases.CaseFilter()))
+def _case_ids(station: Station) -> list[int]:
+    return sorted(r.case.id for r in cases.list_cases(station.ws, cases.CaseFilter()))
 
 
 def _text(page: str) -> str:
@@ -54,28 +54,28 @@ def _text(page: str) -> str:
 
 
 def test_the_case_page_is_one_thread(
-    ws_app: Flask, ws_client: FlaskClient, desk: Desk, drop: Drop, tmp_path: Path
+    ws_app: Flask, ws_client: FlaskClient, station: Station, drop: Drop, tmp_path: Path
 ) -> None:
-    rosa, _rosa_client = _rosa(desk, ws_app)
+    rosa, _rosa_client = _rosa(station, ws_app)
     source = source_reports(drop, ARABIC, urgency="danger", reply_language="ar")
-    login(ws_client, desk)
+    login(ws_client, station)
     import_through_ui(ws_client, export(drop, tmp_path, "one.tar"))
-    (case_id,) = _case_ids(desk)
+    (case_id,) = _case_ids(station)
     url = f"/cases/{case_id}"
     page = ws_client.get(url).text
     # Every text a responder types is typed in its own direction.
     typed = re.findall(r'<textarea name="(?:text|handover)"[^>]*>', page)
     assert len(typed) == 3  # the reply, the handover note, the note
     assert all('dir="auto"' in tag for tag in typed), typed
-    desk.clock.advance(minutes=1)
+    station.clock.advance(minutes=1)
     _post(ws_client, f"{url}/status", page, status="triaged")
-    desk.clock.advance(minutes=1)
+    station.clock.advance(minutes=1)
     page = _post(ws_client, f"{url}/assign", page, assignee=str(rosa), handover="اتصل بها غدا")
-    desk.clock.advance(minutes=1)
-    replies.queue_reply(desk.ws, ADMIN, case_id, "نحن هنا")
-    desk.clock.advance(minutes=1)
+    station.clock.advance(minutes=1)
+    replies.queue_reply(station.ws, ADMIN, case_id, "نحن هنا")
+    station.clock.advance(minutes=1)
     _post(ws_client, f"{url}/note", page, text="Legal team informed.")
-    desk.clock.advance(minutes=1)
+    station.clock.advance(minutes=1)
     source_reports(drop, "Follow-up: more threats.", login=source, urgency="danger")
     import_through_ui(ws_client, export(drop, tmp_path, "two.tar"))
     page = ws_client.get(url).text
@@ -108,17 +108,17 @@ def test_the_case_page_is_one_thread(
 
 
 def test_search_finds_a_repeat_harasser_across_cases(
-    ws_client: FlaskClient, desk: Desk, drop: Drop, tmp_path: Path
+    ws_client: FlaskClient, station: Station, drop: Drop, tmp_path: Path
 ) -> None:
     source_reports(drop, f"{HARASSER} reverted me 40 times.")
     source_reports(drop, "Threats <script>alert(1)</script> by mail.", links=DIFF)
     source_reports(drop, "Unrelated.")
-    login(ws_client, desk)
+    login(ws_client, station)
     import_through_ui(ws_client, export(drop, tmp_path))
-    first, second, third = _case_ids(desk)
+    first, second, third = _case_ids(station)
     listing = ws_client.get("/").text
     assert 'action="/search"' in listing
-    cases.add_note(desk.ws, ADMIN, second, f"Also seen: {HARASSER}, see {DIFF}")
+    cases.add_note(station.ws, ADMIN, second, f"Also seen: {HARASSER}, see {DIFF}")
     page = ws_client.get("/search", query_string={"q": HARASSER}).text
     found = re.search(r'<ul id="cases-found">(.*?)</ul>', page, re.S)
     assert found
@@ -134,8 +134,8 @@ def test_search_finds_a_repeat_harasser_across_cases(
     assert "<script>" not in page
 
 
-def test_a_bad_search_says_so(ws_client: FlaskClient, desk: Desk) -> None:
-    login(ws_client, desk)
+def test_a_bad_search_says_so(ws_client: FlaskClient, station: Station) -> None:
+    login(ws_client, station)
     for typed, message in (
         ('" * -', "Type a word to search for."),
         ("x" * 501, "A search may have at most 500 characters."),
@@ -148,14 +148,14 @@ def test_a_bad_search_says_so(ws_client: FlaskClient, desk: Desk) -> None:
 
 
 def test_unread_and_my_cases_are_each_responders_own(
-    ws_app: Flask, ws_client: FlaskClient, desk: Desk, drop: Drop, tmp_path: Path
+    ws_app: Flask, ws_client: FlaskClient, station: Station, drop: Drop, tmp_path: Path
 ) -> None:
-    rosa, rosa_client = _rosa(desk, ws_app)
+    rosa, rosa_client = _rosa(station, ws_app)
     source_reports(drop, "case one")
     source_reports(drop, "case two")
-    login(ws_client, desk)
+    login(ws_client, station)
     import_through_ui(ws_client, export(drop, tmp_path))
-    one, two = _case_ids(desk)
+    one, two = _case_ids(station)
 
     def unread(client: FlaskClient, query: str = "") -> set[int]:
         page = client.get(f"/{query}").text

@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 from securedrop_wm import bundles
 from securedrop_wm.drop import Drop
 from tests.conftest import csrf_token
-from tests.workstation.fixtures import Desk, export, import_through_ui, login, source_reports
+from tests.workstation.fixtures import Station, export, import_through_ui, login, source_reports
 
 
 def _case_url(page: str) -> str:
@@ -22,11 +22,11 @@ def _case_url(page: str) -> str:
 
 
 def test_pull_time_reply_states_and_a_danger_follow_up_on_the_pages(
-    ws_client: FlaskClient, desk: Desk, drop: Drop, tmp_path: Path
+    ws_client: FlaskClient, station: Station, drop: Drop, tmp_path: Path
 ) -> None:
     source = source_reports(drop, "They follow my edits.", urgency="urgent")
-    assert login(ws_client, desk).status_code == 302
-    pulled = (desk.clock() - dt.timedelta(seconds=20)).replace(microsecond=0)
+    assert login(ws_client, station).status_code == 302
+    pulled = (station.clock() - dt.timedelta(seconds=20)).replace(microsecond=0)
     stamp = pulled.strftime("%Y-%m-%dT%H:%M:%SZ\n").encode()
     cases_page = import_through_ui(ws_client, export(drop, tmp_path, "1.tar"), pulled=stamp)
     text = cases_page.text  # type: ignore[attr-defined]
@@ -44,7 +44,7 @@ def test_pull_time_reply_states_and_a_danger_follow_up_on_the_pages(
     page = ws_client.get(url).text
     assert "sent in a reply bundle" in page and "Answered: a reply has left" in page
     # The server receives it; the next export says so; a danger follow-up arrives with it.
-    bundles.import_reply_bundle(drop, desk.ws.settings.outbox_dir / "replies-000001.tar")
+    bundles.import_reply_bundle(drop, station.ws.settings.outbox_dir / "replies-000001.tar")
     source_reports(drop, "They found my address.", login=source, urgency="danger")
     listing = import_through_ui(ws_client, export(drop, tmp_path, "2.tar")).text  # type: ignore[attr-defined]
     row = listing[listing.index("<tbody>") :]

@@ -14,7 +14,7 @@ from flask.testing import FlaskClient
 
 from securedrop_wm.drop import Drop
 from tests.conftest import csrf_token
-from tests.workstation.fixtures import Desk, export, import_through_ui, login, source_reports
+from tests.workstation.fixtures import Station, export, import_through_ui, login, source_reports
 
 
 def _flashes(page: str) -> list[str]:
@@ -37,11 +37,11 @@ def _upload(client: FlaskClient, data: bytes) -> str:
 
 
 def test_an_arabic_responder_reads_the_core_refusals_in_arabic(
-    ws_client: FlaskClient, desk: Desk, drop: Drop, tmp_path: Path
+    ws_client: FlaskClient, station: Station, drop: Drop, tmp_path: Path
 ) -> None:
     # Given a case imported from the drop
     source_reports(drop, "They posted my address.")
-    login(ws_client, desk)
+    login(ws_client, station)
     import_through_ui(ws_client, export(drop, tmp_path))
     # When a responder whose browser asks for Arabic works on a case
     ws_client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "ar,en;q=0.5"
@@ -66,14 +66,14 @@ def test_an_arabic_responder_reads_the_core_refusals_in_arabic(
 
 @pytest.mark.slow
 def test_an_old_bundle_is_refused_in_arabic_with_its_numbers(
-    ws_client: FlaskClient, desk: Desk, drop: Drop, tmp_path: Path
+    ws_client: FlaskClient, station: Station, drop: Drop, tmp_path: Path
 ) -> None:
     # Given two export bundles of a drop, the newer one imported
     source_reports(drop, "They posted my address.")
     older = export(drop, tmp_path, "export-1.tar")
     source_reports(drop, "They wrote again.")
     newer = export(drop, tmp_path, "export-2.tar")
-    login(ws_client, desk)
+    login(ws_client, station)
     import_through_ui(ws_client, newer)
     # When an Arabic-speaking responder imports the older one after it
     ws_client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "ar"
@@ -86,10 +86,10 @@ def test_an_old_bundle_is_refused_in_arabic_with_its_numbers(
 
 
 def test_a_refusal_the_ui_has_no_sentence_for_says_what_failed_in_french(
-    ws_client: FlaskClient, desk: Desk
+    ws_client: FlaskClient, station: Station
 ) -> None:
     # Given a French-speaking responder who picks a file that is no bundle at all
-    login(ws_client, desk)
+    login(ws_client, station)
     ws_client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "fr"
     page = _upload(ws_client, b"these are my holiday photos, not a bundle")
     # Then the message says in French that the bundle was refused, and why in a sentence

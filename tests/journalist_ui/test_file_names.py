@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 from securedrop_wm.codenames import generate_codename
 from securedrop_wm.drop import Drop
 from securedrop_wm.sources import PendingFile, ReportFields, create_source, submit_report
-from tests.workstation.fixtures import Desk, export, import_through_ui, login
+from tests.workstation.fixtures import Station, export, import_through_ui, login
 
 SPOOFED = "report\u202efdp.exe"  # shows as "reportexe.pdf"
 
@@ -30,11 +30,11 @@ def _report_with_a_stored_name(drop: Drop, name: str) -> None:
 
 
 def test_a_spoofed_name_is_shown_visibly_and_the_file_downloads_under_a_neutral_name(
-    ws_client: FlaskClient, desk: Desk, drop: Drop, tmp_path: Path
+    ws_client: FlaskClient, station: Station, drop: Drop, tmp_path: Path
 ) -> None:
     # Given a report whose file name carries a right-to-left override, imported
     _report_with_a_stored_name(drop, SPOOFED)
-    assert login(ws_client, desk).status_code == 302
+    assert login(ws_client, station).status_code == 302
     import_through_ui(ws_client, export(drop, tmp_path))
     case_url = re.search(r'href="(/cases/\d+)"', ws_client.get("/").text)
     assert case_url

@@ -15,7 +15,7 @@ from securedrop_wm.drop import Drop
 from securedrop_wm.workstation import stats
 from securedrop_wm.workstation.models import Case
 from tests.conftest import Responders, csrf_token
-from tests.workstation.fixtures import Desk, export, import_through_ui, login, source_reports
+from tests.workstation.fixtures import Station, export, import_through_ui, login, source_reports
 
 
 def test_pages_need_a_login(ws_client: FlaskClient) -> None:
@@ -25,7 +25,7 @@ def test_pages_need_a_login(ws_client: FlaskClient) -> None:
 
 
 def test_responder_imports_triages_notes_and_replies(
-    ws_client: FlaskClient, desk: Desk, drop: Drop, tmp_path: Path, responders: Responders
+    ws_client: FlaskClient, station: Station, drop: Drop, tmp_path: Path, responders: Responders
 ) -> None:
     # Given a source who reported with a photo, exported by the server
     source_reports(
@@ -37,7 +37,7 @@ def test_responder_imports_triages_notes_and_replies(
     )
     bundle = export(drop, tmp_path)
     # When the responder logs in and imports it
-    assert login(ws_client, desk).status_code == 302
+    assert login(ws_client, station).status_code == 302
     page = import_through_ui(ws_client, bundle)
     assert "1 report(s), 1 file(s), 1 new case(s)" in page.text  # type: ignore[attr-defined]
     # Then the case is listed, unread and in danger
@@ -98,11 +98,11 @@ def test_responder_imports_triages_notes_and_replies(
 
 
 def test_statistics_page_charts_and_csv(
-    ws_client: FlaskClient, desk: Desk, drop: Drop, tmp_path: Path
+    ws_client: FlaskClient, station: Station, drop: Drop, tmp_path: Path
 ) -> None:
     source_reports(drop, "one", category="doxxing")
     source_reports(drop, "two", category="threats", urgency="urgent")
-    login(ws_client, desk)
+    login(ws_client, station)
     import_through_ui(ws_client, export(drop, tmp_path))
     page = ws_client.get("/stats")
     assert "2 case(s); 0 with a reply sent." in page.text
@@ -111,7 +111,7 @@ def test_statistics_page_charts_and_csv(
     rows = list(csv.reader(io.StringIO(ws_client.get("/stats.csv").text)))
     assert ["category", "doxxing", "1"] in rows and ["urgency", "urgent", "1"] in rows
     # aggregates only: no case's designation or source id in any statistics output
-    with desk.ws.sessions() as db:
+    with station.ws.sessions() as db:
         cases = db.execute(select(Case.designation, Case.source_uuid)).all()
     assert len(cases) == 2
     outputs = [

@@ -14,31 +14,33 @@ from werkzeug.test import TestResponse
 from securedrop_wm.workstation import accounts
 from securedrop_wm.workstation.models import Account
 from tests.conftest import csrf_token
-from tests.workstation.fixtures import ADMIN, ADMIN_PASSWORD, Desk, login
+from tests.workstation.fixtures import ADMIN, ADMIN_PASSWORD, Station, login
 
 
-def _refusal(client: FlaskClient, desk: Desk, username: str, password: str) -> tuple[int, str]:
+def _refusal(
+    client: FlaskClient, station: Station, username: str, password: str
+) -> tuple[int, str]:
     """Status and flashed message of a refused login."""
-    response = login(client, desk, username, password=password)
+    response = login(client, station, username, password=password)
     assert isinstance(response, TestResponse)
     flashed = re.findall(r'<p class="flash error"[^>]*>(.*?)</p>', response.text, re.DOTALL)
     return response.status_code, " ".join(flashed)
 
 
 def test_unknown_user_wrong_password_and_waiting_account_get_the_same_page(
-    ws_client: FlaskClient, desk: Desk
+    ws_client: FlaskClient, station: Station
 ) -> None:
     # Given a responder whose account waits after failed logins
-    accounts.add_account(desk.ws, ADMIN, "bea", "bea's own password", admin=False)
-    with desk.ws.write() as db:
+    accounts.add_account(station.ws, ADMIN, "bea", "bea's own password", admin=False)
+    with station.ws.write() as db:
         bea = db.scalar(select(Account).where(Account.username == "bea"))
         assert bea is not None
-        bea.locked_until = desk.ws.now() + dt.timedelta(minutes=3)
+        bea.locked_until = station.ws.now() + dt.timedelta(minutes=3)
     # When someone tries a name that does not exist, a wrong password, and bea's
     # right password while her account waits
-    unknown = _refusal(ws_client, desk, "nobody", "some password!!")
-    wrong = _refusal(ws_client, desk, ADMIN, "not the password!")
-    waiting = _refusal(ws_client, desk, "bea", "bea's own password")
+    unknown = _refusal(ws_client, station, "nobody", "some password!!")
+    wrong = _refusal(ws_client, station, ADMIN, "not the password!")
+    waiting = _refusal(ws_client, station, "bea", "bea's own password")
     # Then the three answers cannot be told apart
     assert unknown == wrong == waiting
     assert unknown[0] == 401 and "Wrong username, password or code" in unknown[1]
@@ -46,12 +48,12 @@ def test_unknown_user_wrong_password_and_waiting_account_get_the_same_page(
 
 
 def test_a_password_change_logs_out_the_other_browsers(
-    ws_app: Flask, ws_client: FlaskClient, desk: Desk
+    ws_app: Flask, ws_client: FlaskClient, station: Station
 ) -> None:
     # Given the admin logged in from two browsers
     other = ws_app.test_client()
     for client in (ws_client, other):
-        response = login(client, desk)
+        response = login(client, station)
         assert isinstance(response, TestResponse) and response.status_code == 302
     assert other.get("/").status_code == 200
     # When they change their password in the first

@@ -19,20 +19,20 @@ from securedrop_wm.drop import Drop
 from securedrop_wm.workstation import accounts, cases, importing, replies
 from securedrop_wm.workstation.models import OutgoingReply, ReplyDraft
 from tests.conftest import csrf_token
-from tests.workstation.fixtures import ADMIN, ADMIN_PASSWORD, Desk, export, login, source_reports
+from tests.workstation.fixtures import ADMIN, ADMIN_PASSWORD, Station, export, login, source_reports
 
 TEXT = "We read your report. Please send the diff links when you can."
 
 
-def _case(desk: Desk, drop: Drop, folder: Path) -> int:
+def _case(station: Station, drop: Drop, folder: Path) -> int:
     source_reports(drop, "Someone follows me across talk pages.")
-    importing.import_bundle(desk.ws, ADMIN, export(drop, folder))
-    return max(r.case.id for r in cases.list_cases(desk.ws, cases.CaseFilter()))
+    importing.import_bundle(station.ws, ADMIN, export(drop, folder))
+    return max(r.case.id for r in cases.list_cases(station.ws, cases.CaseFilter()))
 
 
-def _counts(desk: Desk) -> tuple[int, int]:
+def _counts(station: Station) -> tuple[int, int]:
     """How many replies are queued and how many drafts exist."""
-    with desk.ws.sessions() as db:
+    with station.ws.sessions() as db:
         queued = db.scalar(select(func.count(OutgoingReply.id)))
         drafts = db.scalar(select(func.count(ReplyDraft.id)))
     return int(queued or 0), int(drafts or 0)
@@ -44,70 +44,70 @@ def _textarea(page: str) -> str:
     return found.group(1)
 
 
-def _expire(desk: Desk) -> None:
-    desk.clock.advance(minutes=desk.ws.settings.session_minutes + 1)
+def _expire(station: Station) -> None:
+    station.clock.advance(minutes=station.ws.settings.session_minutes + 1)
 
 
-def _login_carrying(client: FlaskClient, desk: Desk, page: str, **kw: str) -> TestResponse:
+def _login_carrying(client: FlaskClient, station: Station, page: str, **kw: str) -> TestResponse:
     """Log in through the login page ``page`` (with the reply it carries, if any)."""
     carried = re.search(r'name="carried" value="([^"]+)"', page)
-    desk.clock.advance(seconds=30)
+    station.clock.advance(seconds=30)
     return client.post(
         "/login",
         data={
             "csrf_token": csrf_token(page),
             "username": kw.get("username", ADMIN),
             "password": kw.get("password", ADMIN_PASSWORD),
-            "code": desk.code(kw.get("secret")),
+            "code": station.code(kw.get("secret")),
             "carried": kw.get("carried", carried.group(1) if carried else ""),
         },
     )
 
 
 def test_a_reply_typed_into_an_expired_session_comes_back_as_a_draft(
-    ws_client: FlaskClient, desk: Desk, drop: Drop, tmp_path: Path
+    ws_client: FlaskClient, station: Station, drop: Drop, tmp_path: Path
 ) -> None:
     # Given a responder writing a reply on a case page
-    case_id = _case(desk, drop, tmp_path)
-    login(ws_client, desk)
+    case_id = _case(station, drop, tmp_path)
+    login(ws_client, station)
     page = ws_client.get(f"/cases/{case_id}").text
     # When their session expires before they send it
-    _expire(desk)
+    _expire(station)
     sent = ws_client.post(
         f"/cases/{case_id}/reply", data={"csrf_token": csrf_token(page), "text": TEXT}
     )
     # Then they get the login page, which says the reply is held, and nothing is queued
     assert sent.status_code == 401 and "Your session expired while you wrote a reply" in sent.text
-    assert 'name="carried"' in sent.text and _counts(desk) == (0, 0)
+    assert 'name="carried"' in sent.text and _counts(station) == (0, 0)
     # When they log in again
-    back = _login_carrying(ws_client, desk, sent.text)
+    back = _login_carrying(ws_client, station, sent.text)
     assert back.status_code == 302 and back.location.endswith(f"/cases/{case_id}#reply")
     # Then the reply is an editable draft on the case, with a note, and still not queued
     case_page = ws_client.get(f"/cases/{case_id}").text
     assert _textarea(case_page) == TEXT and "Draft, not sent." in case_page
-    assert "when your session expired" in case_page and _counts(desk) == (0, 1)
+    assert "when your session expired" in case_page and _counts(station) == (0, 1)
     # and queued only once they send it, which ends the draft
     ws_client.post(
         f"/cases/{case_id}/reply",
         data={"csrf_token": csrf_token(case_page), "text": TEXT + " Edited.", "action": "queue"},
     )
-    assert _counts(desk) == (1, 0)
+    assert _counts(station) == (1, 0)
     assert _textarea(ws_client.get(f"/cases/{case_id}").text) == ""
 
 
 def test_a_planted_reply_is_never_kept(
-    ws_app: Flask, ws_client: FlaskClient, desk: Desk, drop: Drop, tmp_path: Path
+    ws_app: Flask, ws_client: FlaskClient, station: Station, drop: Drop, tmp_path: Path
 ) -> None:
-    case_id = _case(desk, drop, tmp_path)
+    case_id = _case(station, drop, tmp_path)
     # A POST without any session (another site's form: the cookie is SameSite=Strict)
     stranger = ws_app.test_client()
     planted = stranger.post(f"/cases/{case_id}/reply", data={"text": "Send us your password."})
     assert planted.status_code == 302 and planted.location.endswith("/login")
     assert "carried" not in stranger.get("/login").text
     # A POST into an expired session with a CSRF token that is not the session's
-    login(ws_client, desk)
+    login(ws_client, station)
     page = ws_client.get(f"/cases/{case_id}").text
-    _expire(desk)
+    _expire(station)
     forged = ws_client.post(
         f"/cases/{case_id}/reply", data={"csrf_token": "forged", "text": "Send us your password."}
     )
@@ -116,17 +116,17 @@ def test_a_planted_reply_is_never_kept(
     other = URLSafeTimedSerializer("not the app's key", salt="sdwm-expired-reply")
     fake = other.dumps({"account": 1, "case": case_id, "text": "Send us your password."})
     login_page = ws_client.get("/login").text
-    assert _login_carrying(ws_client, desk, login_page, carried=fake).status_code == 302
-    assert _counts(desk) == (0, 0)
+    assert _login_carrying(ws_client, station, login_page, carried=fake).status_code == 302
+    assert _counts(station) == (0, 0)
     # A reply carried from rosa's expired session, used at the admin's login
-    with desk.ws.write() as db:
+    with station.ws.write() as db:
         rosa = accounts.create_account(
-            desk.ws, db, ADMIN, "rosa", "rosa's own password", admin=False
+            station.ws, db, ADMIN, "rosa", "rosa's own password", admin=False
         )
     rosa_client = ws_app.test_client()
-    login(rosa_client, desk, "rosa", password="rosa's own password", secret=rosa.totp_secret)
+    login(rosa_client, station, "rosa", password="rosa's own password", secret=rosa.totp_secret)
     page = rosa_client.get(f"/cases/{case_id}").text
-    _expire(desk)
+    _expire(station)
     held = rosa_client.post(
         f"/cases/{case_id}/reply", data={"csrf_token": csrf_token(page), "text": "Rosa's reply."}
     )
@@ -135,17 +135,17 @@ def test_a_planted_reply_is_never_kept(
     assert carried
     admin_client = ws_app.test_client()
     admin_login = admin_client.get("/login").text
-    _login_carrying(admin_client, desk, admin_login, carried=carried.group(1))
+    _login_carrying(admin_client, station, admin_login, carried=carried.group(1))
     # Then nothing was ever kept, nothing queued
-    assert _counts(desk) == (0, 0)
+    assert _counts(station) == (0, 0)
     assert _textarea(admin_client.get(f"/cases/{case_id}").text) == ""
 
 
 def test_a_queued_reply_can_be_withdrawn_until_it_leaves(
-    ws_client: FlaskClient, desk: Desk, drop: Drop, tmp_path: Path
+    ws_client: FlaskClient, station: Station, drop: Drop, tmp_path: Path
 ) -> None:
-    case_id = _case(desk, drop, tmp_path)
-    login(ws_client, desk)
+    case_id = _case(station, drop, tmp_path)
+    login(ws_client, station)
     page = ws_client.get(f"/cases/{case_id}").text
     ws_client.post(f"/cases/{case_id}/reply", data={"csrf_token": csrf_token(page), "text": TEXT})
     page = ws_client.get(f"/cases/{case_id}").text
@@ -157,28 +157,28 @@ def test_a_queued_reply_can_be_withdrawn_until_it_leaves(
         data={"csrf_token": csrf_token(page), "action": "withdraw", "reply": uuid.group(1)},
     )
     page = ws_client.get(done.location).text
-    assert "Reply withdrawn" in page and _textarea(page) == TEXT and _counts(desk) == (0, 1)
-    assert replies.outbox(desk.ws).replies == 0
+    assert "Reply withdrawn" in page and _textarea(page) == TEXT and _counts(station) == (0, 1)
+    assert replies.outbox(station.ws).replies == 0
     # Queued again and sent in a reply bundle, it can no longer be withdrawn
     ws_client.post(f"/cases/{case_id}/reply", data={"csrf_token": csrf_token(page), "text": TEXT})
-    with desk.ws.sessions() as db:
+    with station.ws.sessions() as db:
         again = db.scalar(select(OutgoingReply.uuid))
-    replies.export_reply_bundle(desk.ws, ADMIN)
+    replies.export_reply_bundle(station.ws, ADMIN)
     late = ws_client.post(
         f"/cases/{case_id}/reply",
         data={"csrf_token": csrf_token(page), "action": "withdraw", "reply": again or ""},
     )
     assert "it can no longer be withdrawn" in ws_client.get(late.location).text
-    assert _counts(desk) == (1, 0)
+    assert _counts(station) == (1, 0)
     log = ws_client.get(f"/audit?what=reply.withdraw&case={case_id}").text
     assert uuid.group(1) in log and again not in log
 
 
 def test_admins_keep_reply_templates_that_fill_the_form(
-    ws_app: Flask, ws_client: FlaskClient, desk: Desk, drop: Drop, tmp_path: Path
+    ws_app: Flask, ws_client: FlaskClient, station: Station, drop: Drop, tmp_path: Path
 ) -> None:
-    case_id = _case(desk, drop, tmp_path)
-    login(ws_client, desk)
+    case_id = _case(station, drop, tmp_path)
+    login(ws_client, station)
     page = ws_client.get("/admin/templates").text
     bad = ws_client.post(
         "/admin/templates",
@@ -228,14 +228,14 @@ def test_admins_keep_reply_templates_that_fill_the_form(
     )
     page = ws_client.get(used.location).text
     assert _textarea(page) == "Chère contributrice,\n\nBonjour, nous avons bien reçu votre message."
-    assert _counts(desk) == (0, 1)  # a draft, nothing queued
+    assert _counts(station) == (0, 1)  # a draft, nothing queued
     # A responder who is not an admin sees the templates but cannot change them
-    with desk.ws.write() as db:
+    with station.ws.write() as db:
         rosa = accounts.create_account(
-            desk.ws, db, ADMIN, "rosa", "rosa's own password", admin=False
+            station.ws, db, ADMIN, "rosa", "rosa's own password", admin=False
         )
     rosa_client = ws_app.test_client()
-    login(rosa_client, desk, "rosa", password="rosa's own password", secret=rosa.totp_secret)
+    login(rosa_client, station, "rosa", password="rosa's own password", secret=rosa.totp_secret)
     assert "Accueil (fr)" in rosa_client.get(f"/cases/{case_id}").text
     assert rosa_client.get("/admin/templates").status_code == 403
     # Deleted, it is no longer offered
@@ -253,21 +253,26 @@ def test_admins_keep_reply_templates_that_fill_the_form(
 
 
 def test_a_reply_that_cannot_be_queued_is_kept_as_a_draft(
-    ws_client: FlaskClient, desk: Desk, drop: Drop, tmp_path: Path
+    ws_client: FlaskClient, station: Station, drop: Drop, tmp_path: Path
 ) -> None:
     # Given a case whose source key is no longer in the workstation's keyring
-    case_id = _case(desk, drop, tmp_path)
-    with desk.ws.sessions() as db:
+    case_id = _case(station, drop, tmp_path)
+    with station.ws.sessions() as db:
         fingerprint = cases.get_case(db, case_id).source_fingerprint
-    gpg = [desk.ws.settings.gpg_binary, "--homedir", str(desk.ws.settings.gpg_home), "--batch"]
+    gpg = [
+        station.ws.settings.gpg_binary,
+        "--homedir",
+        str(station.ws.settings.gpg_home),
+        "--batch",
+    ]
     subprocess.run([*gpg, "--yes", "--delete-keys", fingerprint], check=True, capture_output=True)
-    login(ws_client, desk)
+    login(ws_client, station)
     page = ws_client.get(f"/cases/{case_id}").text
     # When the responder sends a reply, it cannot be encrypted: nothing is queued,
     failed = ws_client.post(
         f"/cases/{case_id}/reply", data={"csrf_token": csrf_token(page), "text": TEXT}
     )
     page = ws_client.get(failed.location).text
-    assert _counts(desk) == (0, 1)
+    assert _counts(station) == (0, 1)
     # and the text they typed is still there, with a note, instead of lost
     assert _textarea(page) == TEXT and "could not be queued" in page

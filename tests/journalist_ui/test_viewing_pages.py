@@ -15,13 +15,15 @@ from sqlalchemy import select
 from securedrop_wm.drop import Drop
 from securedrop_wm.workstation.models import AuditEvent, Submission
 from securedrop_wm.workstation.sandbox import Sandbox
-from tests.workstation.fixtures import Desk, export, import_through_ui, login, source_reports
+from tests.workstation.fixtures import Station, export, import_through_ui, login, source_reports
 from tests.workstation.test_viewing import hostile_pdf, photo_with_gps
 
 TEXT = b"<script>alert(1)</script>\n\xd8\xb4\xd9\x83\xd8\xb1\xd8\xa7 \xff " + b"text " * 30
 
 
-def _open_case(client: FlaskClient, desk: Desk, drop: Drop, tmp_path: Path) -> tuple[str, dict]:
+def _open_case(
+    client: FlaskClient, station: Station, drop: Drop, tmp_path: Path
+) -> tuple[str, dict]:
     source_reports(
         drop,
         "See the files.",
@@ -32,19 +34,19 @@ def _open_case(client: FlaskClient, desk: Desk, drop: Drop, tmp_path: Path) -> t
             (b"\x00\x01" * 100, "blob.bin"),
         ],  # fmt: skip
     )
-    assert login(client, desk).status_code == 302
+    assert login(client, station).status_code == 302
     import_through_ui(client, export(drop, tmp_path))
     case_url = re.search(r'href="(/cases/\d+)"', client.get("/").text)
     assert case_url
-    with desk.ws.sessions() as db:
+    with station.ws.sessions() as db:
         uuids = {s.filename: s.uuid for s in db.scalars(select(Submission)) if s.kind == "file"}
     return case_url.group(1), uuids
 
 
 def test_the_case_page_shows_files_safely(
-    ws_client: FlaskClient, desk: Desk, drop: Drop, tmp_path: Path
+    ws_client: FlaskClient, station: Station, drop: Drop, tmp_path: Path
 ) -> None:
-    case_url, uuids = _open_case(ws_client, desk, drop, tmp_path)
+    case_url, uuids = _open_case(ws_client, station, drop, tmp_path)
     page = ws_client.get(case_url)
     assert page.status_code == 200
     html = page.text
@@ -63,7 +65,7 @@ def test_the_case_page_shows_files_safely(
     clean = ws_client.get(f"/files/{photo}/clean")
     assert clean.headers["Content-Disposition"] == f"attachment; filename=clean-copy-{photo}.png"
     assert b"Canon" not in clean.get_data() and b"Exif" not in clean.get_data()
-    with desk.ws.sessions() as db:
+    with station.ws.sessions() as db:
         details = db.scalars(select(AuditEvent.detail).where(AuditEvent.action == "file.download"))
         assert f"{photo} clean" in list(details)
     # The text: escaped, in a <pre dir="auto">, never markup.
@@ -103,16 +105,16 @@ def _csrf(client: FlaskClient, url: str) -> str:
 
 
 def test_without_the_sandbox_the_page_says_why_and_reads_nothing(
-    ws_client: FlaskClient, desk: Desk, drop: Drop, tmp_path: Path
+    ws_client: FlaskClient, station: Station, drop: Drop, tmp_path: Path
 ) -> None:
-    desk.ws.sandbox = Sandbox(bwrap=str(tmp_path / "missing-bwrap"))  # a real fault
-    case_url, uuids = _open_case(ws_client, desk, drop, tmp_path)
+    station.ws.sandbox = Sandbox(bwrap=str(tmp_path / "missing-bwrap"))  # a real fault
+    case_url, uuids = _open_case(ws_client, station, drop, tmp_path)
     html = ws_client.get(case_url).text
     assert html.count("the sandbox that opens files safely cannot be set up") == 3
     assert "bubblewrap is not installed" in html
     assert "<img" not in html and "GPS" not in html and "Download a copy without" not in html
     assert ws_client.get(f"/files/{uuids['house.jpg']}/page/1.png").status_code == 404
-    with desk.ws.sessions() as db:
+    with station.ws.sessions() as db:
         assert db.scalar(select(Submission.metadata_json).where(
             Submission.uuid == uuids["house.jpg"])) == ""  # fmt: skip
     # Text needs no parser: it is still shown, escaped.

@@ -1,7 +1,7 @@
 """Workstation helpers: a real ``securedrop-wm workstation init`` data dir holding the
 team's secret key and the workstation key of the ``responders`` fixture, pinned to the
 signing key of the ``drop`` fixture's server, with a first admin; logging in, reporting
-and exporting. The fixtures built on them (``desk``, ``ws``, ``ws_app``, ``ws_client``)
+and exporting. The fixtures built on them (``station``, ``ws``, ``ws_app``, ``ws_client``)
 are in tests/fixtures/workstation.py.
 
 The only stand-in is the clock (:class:`Clock`): retention periods, lockouts and session
@@ -53,7 +53,7 @@ class Clock:
 
 
 @dataclass
-class Desk:
+class Station:
     """A set-up workstation and what a test needs to act on it."""
 
     ws: Workstation
@@ -62,7 +62,7 @@ class Desk:
     admin_totp: str
 
     def code(self, secret: str | None = None, step_offset: int = 0) -> str:
-        """The TOTP code of ``secret`` (the admin's by default) at the desk's time."""
+        """The TOTP code of ``secret`` (the admin's by default) at the station's time."""
         totp = pyotp.TOTP(secret or self.admin_totp)
         return totp.generate_otp(totp.timecode(self.clock()) + step_offset)
 
@@ -100,15 +100,15 @@ def init_workstation(base: Path, responders: Responders, drop: Drop) -> tuple[Pa
     return base / "ws" / "config.toml", secret.group(1)
 
 
-def login(client: FlaskClient, desk: Desk, username: str = ADMIN, **kw: str) -> object:
+def login(client: FlaskClient, station: Station, username: str = ADMIN, **kw: str) -> object:
     """Log in through the form; a fresh TOTP step each time (codes are single-use)."""
-    desk.clock.advance(seconds=30)
+    station.clock.advance(seconds=30)
     page = client.get("/login")
     data = {
         "csrf_token": csrf_token(page.text),
         "username": username,
         "password": kw.get("password", ADMIN_PASSWORD),
-        "code": kw.get("code") or desk.code(kw.get("secret")),
+        "code": kw.get("code") or station.code(kw.get("secret")),
     }
     return client.post("/login", data=data)
 

@@ -19,85 +19,87 @@ from securedrop_wm.workstation.errors import (
     PermissionDeniedError,
 )
 from securedrop_wm.workstation.models import Account
-from tests.workstation.fixtures import ADMIN, ADMIN_PASSWORD, Desk
+from tests.workstation.fixtures import ADMIN, ADMIN_PASSWORD, Station
 
 
-def _admin(desk: Desk) -> Account:
-    with desk.ws.sessions() as db:
+def _admin(station: Station) -> Account:
+    with station.ws.sessions() as db:
         found = db.scalar(select(Account).where(Account.username == ADMIN))
         assert found is not None
         return found
 
 
-def test_password_is_stored_as_argon2id(desk: Desk) -> None:
-    stored = _admin(desk).password_hash
+def test_password_is_stored_as_argon2id(station: Station) -> None:
+    stored = _admin(station).password_hash
     assert stored.startswith("$argon2id$") and ADMIN_PASSWORD not in stored
 
 
-def test_login_needs_password_and_current_code(desk: Desk) -> None:
-    ws = desk.ws
+def test_login_needs_password_and_current_code(station: Station) -> None:
+    ws = station.ws
     with pytest.raises(LoginError, match="wrong username, password or code"):
-        accounts.authenticate(ws, ADMIN, "not the password!", desk.code())
-    desk.clock.advance(seconds=30)
+        accounts.authenticate(ws, ADMIN, "not the password!", station.code())
+    station.clock.advance(seconds=30)
     with pytest.raises(LoginError):
-        accounts.authenticate(ws, ADMIN, ADMIN_PASSWORD, desk.code(step_offset=-2))
-    assert accounts.authenticate(ws, ADMIN, ADMIN_PASSWORD, desk.code()).username == ADMIN
+        accounts.authenticate(ws, ADMIN, ADMIN_PASSWORD, station.code(step_offset=-2))
+    assert accounts.authenticate(ws, ADMIN, ADMIN_PASSWORD, station.code()).username == ADMIN
 
 
-def test_a_code_one_step_off_is_accepted_but_never_twice(desk: Desk) -> None:
-    ws = desk.ws
-    code = desk.code(step_offset=-1)
+def test_a_code_one_step_off_is_accepted_but_never_twice(station: Station) -> None:
+    ws = station.ws
+    code = station.code(step_offset=-1)
     accounts.authenticate(ws, ADMIN, ADMIN_PASSWORD, code)
     with pytest.raises(LoginError):
         accounts.authenticate(ws, ADMIN, ADMIN_PASSWORD, code)  # replayed
     # An older step than the last used one is refused too, even if within the window.
-    desk.clock.advance(seconds=30)
+    station.clock.advance(seconds=30)
     with pytest.raises(LoginError):
-        accounts.authenticate(ws, ADMIN, ADMIN_PASSWORD, desk.code(step_offset=-2))
+        accounts.authenticate(ws, ADMIN, ADMIN_PASSWORD, station.code(step_offset=-2))
 
 
-def test_failed_logins_make_the_account_wait_but_never_longer_than_the_cap(desk: Desk) -> None:
-    ws = desk.ws
+def test_failed_logins_make_the_account_wait_but_never_longer_than_the_cap(
+    station: Station,
+) -> None:
+    ws = station.ws
     cap = dt.timedelta(minutes=ws.settings.lockout_minutes)
     for _ in range(ws.settings.max_login_failures - 1):
         with pytest.raises(LoginError):
-            accounts.authenticate(ws, ADMIN, "wrong password!!", desk.code())
-        assert _admin(desk).locked_until is None  # the first failures cost nothing
+            accounts.authenticate(ws, ADMIN, "wrong password!!", station.code())
+        assert _admin(station).locked_until is None  # the first failures cost nothing
     with pytest.raises(LoginError, match=accounts.REFUSED):
-        accounts.authenticate(ws, ADMIN, "wrong password!!", desk.code())
+        accounts.authenticate(ws, ADMIN, "wrong password!!", station.code())
     # Now the account waits 30 s: even the right password and code are refused, alike.
-    desk.clock.advance(seconds=1)
+    station.clock.advance(seconds=1)
     with pytest.raises(LoginThrottledError, match=accounts.REFUSED):
-        accounts.authenticate(ws, ADMIN, ADMIN_PASSWORD, desk.code())
+        accounts.authenticate(ws, ADMIN, ADMIN_PASSWORD, station.code())
     # Someone at the workstation keeps guessing, as fast as the back-off lets them:
     waits = []
     for _ in range(8):
-        until = _admin(desk).locked_until
+        until = _admin(station).locked_until
         assert until is not None
-        desk.clock.offset += until - desk.clock() + dt.timedelta(seconds=1)
+        station.clock.offset += until - station.clock() + dt.timedelta(seconds=1)
         with pytest.raises(LoginError):
-            accounts.authenticate(ws, ADMIN, "wrong password!!", desk.code())
-        until = _admin(desk).locked_until
+            accounts.authenticate(ws, ADMIN, "wrong password!!", station.code())
+        until = _admin(station).locked_until
         assert until is not None
-        waits.append(until - desk.clock())
+        waits.append(until - station.clock())
     # the wait doubles, but never exceeds the cap,
     assert waits[0] > dt.timedelta(seconds=30) and max(waits) <= cap
     assert waits[-1] > cap - dt.timedelta(seconds=2)
     # and tries during a wait, even many, do not lengthen it.
-    until = _admin(desk).locked_until
+    until = _admin(station).locked_until
     for _ in range(5):
         with pytest.raises(LoginThrottledError):
-            accounts.authenticate(ws, ADMIN, "wrong password!!", desk.code())
-    assert _admin(desk).locked_until == until
+            accounts.authenticate(ws, ADMIN, "wrong password!!", station.code())
+    assert _admin(station).locked_until == until
     # Once the burst ends, the responder waits at most the cap and gets in.
-    desk.clock.advance(seconds=cap.total_seconds() + 1)
-    assert accounts.authenticate(ws, ADMIN, ADMIN_PASSWORD, desk.code()).username == ADMIN
-    assert _admin(desk).failed_logins == 0 and _admin(desk).locked_until is None
+    station.clock.advance(seconds=cap.total_seconds() + 1)
+    assert accounts.authenticate(ws, ADMIN, ADMIN_PASSWORD, station.code()).username == ADMIN
+    assert _admin(station).failed_logins == 0 and _admin(station).locked_until is None
 
 
-def test_refusals_take_the_same_time_and_say_the_same_for_any_reason(desk: Desk) -> None:
+def test_refusals_take_the_same_time_and_say_the_same_for_any_reason(station: Station) -> None:
     # Given an account that must wait and one that may try (no back-off in this test)
-    ws = desk.ws
+    ws = station.ws
     ws.settings = dataclasses.replace(ws.settings, max_login_failures=100)
     accounts.add_account(ws, ADMIN, "waiting", "a password of hers!", admin=False)
     with ws.write() as db:
@@ -116,7 +118,7 @@ def test_refusals_take_the_same_time_and_say_the_same_for_any_reason(desk: Desk)
         for name, (username, password) in cases.items():
             started = time.perf_counter()
             with pytest.raises(LoginError) as refused:
-                accounts.authenticate(ws, username, password, desk.code())
+                accounts.authenticate(ws, username, password, station.code())
             times[name].append(time.perf_counter() - started)
             messages.add(str(refused.value))
     # Then they say the same, and none is much faster or slower than a wrong password
@@ -128,9 +130,9 @@ def test_refusals_take_the_same_time_and_say_the_same_for_any_reason(desk: Desk)
         assert reference / 2 <= median <= reference * 2, medians
 
 
-def test_a_password_change_ends_the_other_sessions_but_not_this_one(desk: Desk) -> None:
-    ws = desk.ws
-    admin = _admin(desk)
+def test_a_password_change_ends_the_other_sessions_but_not_this_one(station: Station) -> None:
+    ws = station.ws
+    admin = _admin(station)
     here = accounts.start_session(ws, admin.id)
     elsewhere = accounts.start_session(ws, admin.id)
     new_password = "a brand new password"
@@ -138,40 +140,40 @@ def test_a_password_change_ends_the_other_sessions_but_not_this_one(desk: Desk) 
     assert ended == 1
     assert accounts.resume_session(ws, elsewhere) is None
     assert accounts.resume_session(ws, here) is not None
-    desk.clock.advance(seconds=30)
-    assert accounts.authenticate(ws, ADMIN, new_password, desk.code()).username == ADMIN
+    station.clock.advance(seconds=30)
+    assert accounts.authenticate(ws, ADMIN, new_password, station.code()).username == ADMIN
 
 
-def test_sessions_expire_after_inactivity_and_end_at_logout(desk: Desk) -> None:
-    ws = desk.ws
-    admin = _admin(desk)
+def test_sessions_expire_after_inactivity_and_end_at_logout(station: Station) -> None:
+    ws = station.ws
+    admin = _admin(station)
     token = accounts.start_session(ws, admin.id)
-    desk.clock.advance(minutes=ws.settings.session_minutes - 1)
+    station.clock.advance(minutes=ws.settings.session_minutes - 1)
     assert accounts.resume_session(ws, token) is not None  # activity extends it
-    desk.clock.advance(minutes=ws.settings.session_minutes + 1)
+    station.clock.advance(minutes=ws.settings.session_minutes + 1)
     assert accounts.resume_session(ws, token) is None
     token = accounts.start_session(ws, admin.id)
     accounts.end_session(ws, token)
     assert accounts.resume_session(ws, token) is None
 
 
-def test_admin_adds_and_removes_a_responder(desk: Desk) -> None:
-    ws = desk.ws
-    admin = _admin(desk)
+def test_admin_adds_and_removes_a_responder(station: Station) -> None:
+    ws = station.ws
+    admin = _admin(station)
     with ws.write() as db:
         made = accounts.create_account(ws, db, ADMIN, "Rosa", "a long enough secret", admin=False)
     assert made.username == "rosa"
-    desk.clock.advance(seconds=30)
-    rosa = accounts.authenticate(ws, "rosa", "a long enough secret", desk.code(made.totp_secret))
+    station.clock.advance(seconds=30)
+    rosa = accounts.authenticate(ws, "rosa", "a long enough secret", station.code(made.totp_secret))
     token = accounts.start_session(ws, rosa.id)
     with ws.write() as db, pytest.raises(PermissionDeniedError):
         accounts.remove_account(ws, db, rosa, admin.id)
     with ws.write() as db:
         accounts.remove_account(ws, db, admin, rosa.id)
     assert accounts.resume_session(ws, token) is None
-    desk.clock.advance(seconds=30)
+    station.clock.advance(seconds=30)
     with pytest.raises(LoginError):
-        accounts.authenticate(ws, "rosa", "a long enough secret", desk.code(made.totp_secret))
+        accounts.authenticate(ws, "rosa", "a long enough secret", station.code(made.totp_secret))
 
 
 @pytest.mark.parametrize(
@@ -183,12 +185,14 @@ def test_admin_adds_and_removes_a_responder(desk: Desk) -> None:
         ("rosa", "short", "at least 12"),
     ],
 )
-def test_bad_accounts_are_refused(desk: Desk, username: str, password: str, message: str) -> None:
-    with desk.ws.write() as db, pytest.raises(AccountError, match=message):
-        accounts.create_account(desk.ws, db, ADMIN, username, password, admin=False)
+def test_bad_accounts_are_refused(
+    station: Station, username: str, password: str, message: str
+) -> None:
+    with station.ws.write() as db, pytest.raises(AccountError, match=message):
+        accounts.create_account(station.ws, db, ADMIN, username, password, admin=False)
 
 
-def test_the_last_admin_cannot_remove_themselves(desk: Desk) -> None:
-    admin = _admin(desk)
-    with desk.ws.write() as db, pytest.raises(AccountError, match="your own account"):
-        accounts.remove_account(desk.ws, db, admin, admin.id)
+def test_the_last_admin_cannot_remove_themselves(station: Station) -> None:
+    admin = _admin(station)
+    with station.ws.write() as db, pytest.raises(AccountError, match="your own account"):
+        accounts.remove_account(station.ws, db, admin, admin.id)

@@ -25,7 +25,7 @@ from securedrop_wm.workstation.cli import workstation as ws_cli
 from securedrop_wm.workstation.importing import import_bundle
 from securedrop_wm.workstation.models import AuditEvent, ServerAuditHead, Submission
 from securedrop_wm.workstation.services import Workstation
-from tests.workstation.fixtures import ADMIN, Desk, export, source_reports
+from tests.workstation.fixtures import ADMIN, Station, export, source_reports
 
 
 def _db_path(ws: Workstation) -> str:
@@ -99,9 +99,9 @@ def _behind_the_triggers_back(ws: Workstation, operation: str) -> Iterator[None]
 
 
 def test_a_truncated_log_is_not_intact_once_the_server_shows_its_head_back(
-    desk: Desk, drop: Drop, data_dir: Path, tmp_path: Path
+    station: Station, drop: Drop, data_dir: Path, tmp_path: Path
 ) -> None:
-    ws = desk.ws
+    ws = station.ws
     reply, head = _reply_bundle(ws, drop, tmp_path)
     # Someone with the database file cuts off the newest event (the reply bundle's
     # export) and puts the trigger back: the chain and the triggers verify.
@@ -123,9 +123,9 @@ def test_a_truncated_log_is_not_intact_once_the_server_shows_its_head_back(
 
 
 def test_an_untouched_log_stays_intact(
-    desk: Desk, drop: Drop, data_dir: Path, tmp_path: Path
+    station: Station, drop: Drop, data_dir: Path, tmp_path: Path
 ) -> None:
-    ws = desk.ws
+    ws = station.ws
     reply, head = _reply_bundle(ws, drop, tmp_path)
     _round_trip(ws, drop, data_dir, reply, head)
     code, output = _verify(ws)
@@ -137,9 +137,9 @@ def test_an_untouched_log_stays_intact(
 
 
 def test_a_log_rewritten_whole_and_consistently_is_not_intact(
-    desk: Desk, drop: Drop, data_dir: Path, tmp_path: Path
+    station: Station, drop: Drop, data_dir: Path, tmp_path: Path
 ) -> None:
-    ws = desk.ws
+    ws = station.ws
     reply, head = _reply_bundle(ws, drop, tmp_path)
     # Someone with the file rewrites history from the first event on and recomputes every
     # hash, then puts the trigger back: the chain verifies, but no event keeps its hash.
@@ -159,9 +159,9 @@ def test_a_log_rewritten_whole_and_consistently_is_not_intact(
 
 
 def test_a_reply_bundle_without_an_audit_head_still_imports(
-    desk: Desk, drop: Drop, data_dir: Path, tmp_path: Path
+    station: Station, drop: Drop, data_dir: Path, tmp_path: Path
 ) -> None:
-    ws = desk.ws
+    ws = station.ws
     source_reports(drop)
     import_bundle(ws, ADMIN, export(drop, tmp_path, "first.tar"))
     with ws.sessions() as db:

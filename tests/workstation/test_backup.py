@@ -23,7 +23,7 @@ from securedrop_wm.workstation.models import Backup, Report
 from securedrop_wm.workstation.services import open_workstation
 from securedrop_wm.workstation.settings import load_workstation_settings
 from tests.conftest import Responders, short_tempdir
-from tests.workstation.fixtures import Desk, export, login, source_reports
+from tests.workstation.fixtures import Station, export, login, source_reports
 
 REPORT = "They posted my home address on the village pump."
 FILE = b"screenshot bytes that must never leave in clear"
@@ -55,20 +55,20 @@ def folder_bytes(root: Path) -> dict[str, bytes]:
 
 
 @pytest.fixture
-def worked(desk: Desk, drop: Drop, tmp_path: Path) -> Desk:
+def worked(station: Station, drop: Drop, tmp_path: Path) -> Station:
     """A workstation with one imported case holding a file, a note and a queued reply."""
     source_reports(drop, REPORT, files=[(FILE, "shot.png")])
-    import_bundle(desk.ws, "admin", export(drop, tmp_path, "first.tar"))
-    with desk.ws.sessions() as db:
+    import_bundle(station.ws, "admin", export(drop, tmp_path, "first.tar"))
+    with station.ws.sessions() as db:
         case_id = db.query(Report).one().case_id
-    cases.add_note(desk.ws, "admin", case_id, "Called the stewards.")
-    replies.queue_reply(desk.ws, "admin", case_id, "We are on it.")
-    return desk
+    cases.add_note(station.ws, "admin", case_id, "Called the stewards.")
+    replies.queue_reply(station.ws, "admin", case_id, "We are on it.")
+    return station
 
 
 @pytest.mark.slow
 def test_backup_restores_byte_exact_on_a_fresh_workstation(
-    worked: Desk, drop: Drop, tmp_path: Path
+    worked: Station, drop: Drop, tmp_path: Path
 ) -> None:
     ws = worked.ws
     config = str(ws.settings.config_path)
@@ -155,7 +155,7 @@ def backup_key() -> tuple[Path, Path, str]:
 
 @pytest.mark.slow
 def test_backup_to_a_backup_key_and_refused_when_damaged(
-    worked: Desk, tmp_path: Path, backup_key: tuple[Path, Path, str]
+    worked: Station, tmp_path: Path, backup_key: tuple[Path, Path, str]
 ) -> None:
     public, secret, fpr = backup_key
     config = str(worked.ws.settings.config_path)
@@ -193,9 +193,9 @@ def test_backup_to_a_backup_key_and_refused_when_damaged(
 
 
 def test_exported_team_key_decrypts_a_team_message(
-    desk: Desk, responders: Responders, tmp_path: Path
+    station: Station, responders: Responders, tmp_path: Path
 ) -> None:
-    config = str(desk.ws.settings.config_path)
+    config = str(station.ws.settings.config_path)
     out = tmp_path / "team-key.gpg"
     made = run("export-team-key", "--config", config, "--output", str(out), "--by", "admin")
     assert made.exit_code == 0, made.output
@@ -222,31 +222,31 @@ def test_exported_team_key_decrypts_a_team_message(
     finally:
         fresh.close()
         shutil.rmtree(home, ignore_errors=True)
-    with desk.ws.sessions() as db:
+    with station.ws.sessions() as db:
         assert db.query(Backup).one().kind == "team_key"
     audit_page = run("verify-audit", "--config", config)
     assert audit_page.exit_code == 0
 
 
 def test_reminder_banner_until_a_backup_and_again_after_a_week(
-    ws_client: FlaskClient, desk: Desk, tmp_path: Path
+    ws_client: FlaskClient, station: Station, tmp_path: Path
 ) -> None:
     assert "Backup due" not in ws_client.get("/login").text
-    login(ws_client, desk)
+    login(ws_client, station)
     for page in ("/", "/import", "/audit"):
         text = ws_client.get(page).text
         assert "Backup due" in text and "never been backed up" in text, page
         assert "securedrop-wm workstation backup --output" in text
-    backup.create_backup(desk.ws, tmp_path / "b.gpg", "admin", backup.generated_passphrase())
+    backup.create_backup(station.ws, tmp_path / "b.gpg", "admin", backup.generated_passphrase())
     assert "Backup due" not in ws_client.get("/").text
-    desk.clock.advance(days=7, hours=1)
-    login(ws_client, desk)
+    station.clock.advance(days=7, hours=1)
+    login(ws_client, station)
     text = ws_client.get("/").text
     assert "Backup due" in text and "more than 7 day(s) old" in text
 
 
-def test_backup_reminder_days_bounds(desk: Desk) -> None:
-    config = desk.ws.settings.config_path
+def test_backup_reminder_days_bounds(station: Station) -> None:
+    config = station.ws.settings.config_path
     text = config.read_text()
     config.write_text(text + "backup_reminder_days = 0\n")
     with pytest.raises(SettingsError, match="backup_reminder_days"):
@@ -261,11 +261,11 @@ def test_a_chosen_passphrase_is_refused() -> None:
 
 
 def test_a_team_key_with_a_passphrase_is_exported_with_it(
-    desk: Desk, responders: Responders, tmp_path: Path
+    station: Station, responders: Responders, tmp_path: Path
 ) -> None:
     # Given a team key protected by a passphrase a person chose (as a careful team's is)
-    config = str(desk.ws.settings.config_path)
-    home, team = str(desk.ws.settings.gpg_home), desk.ws.team_fingerprint()
+    config = str(station.ws.settings.config_path)
+    home, team = str(station.ws.settings.gpg_home), station.ws.team_fingerprint()
     subprocess.run(
         ["gpg", "--homedir", home, "--batch", "--pinentry-mode", "loopback"]
         + ["--passphrase", "our team passphrase", "--passwd", team],

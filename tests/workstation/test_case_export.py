@@ -35,7 +35,7 @@ from securedrop_wm.workstation.errors import CaseNotFoundError
 from securedrop_wm.workstation.models import AuditEvent, Case, Submission
 from tests.bundles.helpers import read_members, server_state, write_members
 from tests.conftest import Responders, csrf_token, short_tempdir
-from tests.workstation.fixtures import ADMIN, Desk, export, login, source_reports
+from tests.workstation.fixtures import ADMIN, Station, export, login, source_reports
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "case-export.md"
@@ -132,15 +132,15 @@ def _fpr(home: Path, uid: str) -> str:
     return str(re.findall(r"^fpr:+([0-9A-F]{40}):", out, re.M)[0])
 
 
-def imported_case(desk: Desk, drop: Drop, tmp_path: Path) -> int:
+def imported_case(station: Station, drop: Drop, tmp_path: Path) -> int:
     """A case as a responder leaves it: imported, a note, a reply that left, triaged."""
     source_reports(drop, MESSAGE, files=[(FILE, "threat.pdf")], wiki="en", links=LINKS)
-    importing.import_bundle(desk.ws, ADMIN, export(drop, tmp_path))
-    case_id = cases.list_cases(desk.ws, cases.CaseFilter())[0].case.id
-    cases.add_note(desk.ws, ADMIN, case_id, NOTE)
-    replies.queue_reply(desk.ws, ADMIN, case_id, REPLY)
-    replies.export_reply_bundle(desk.ws, ADMIN)
-    cases.set_status(desk.ws, ADMIN, case_id, "escalated")
+    importing.import_bundle(station.ws, ADMIN, export(drop, tmp_path))
+    case_id = cases.list_cases(station.ws, cases.CaseFilter())[0].case.id
+    cases.add_note(station.ws, ADMIN, case_id, NOTE)
+    replies.queue_reply(station.ws, ADMIN, case_id, REPLY)
+    replies.export_reply_bundle(station.ws, ADMIN)
+    cases.set_status(station.ws, ADMIN, case_id, "escalated")
     return case_id
 
 
@@ -151,16 +151,16 @@ def unpack(package: Path, folder: Path) -> Path:
 
 
 def test_page_export_follows_the_doc(
-    desk: Desk, drop: Drop, ws_client: FlaskClient, tmp_path: Path, fresh_home: Path
+    station: Station, drop: Drop, ws_client: FlaskClient, tmp_path: Path, fresh_home: Path
 ) -> None:
-    case_id = imported_case(desk, drop, tmp_path)
-    with desk.ws.write() as db:  # a name imported before the server refused such names
+    case_id = imported_case(station, drop, tmp_path)
+    with station.ws.write() as db:  # a name imported before the server refused such names
         sub = db.query(Submission).filter(Submission.kind == "file").one()
         sub.filename = SPOOFED
         designation = db.get(Case, case_id).designation  # type: ignore[union-attr]
-    login(ws_client, desk)
+    login(ws_client, station)
     page = ws_client.get(f"/cases/{case_id}")
-    fingerprint = desk.ws.signing_fingerprint()
+    fingerprint = station.ws.signing_fingerprint()
     grouped = " ".join(fingerprint[i : i + 4] for i in range(0, 40, 4))
     assert "Export this case" in page.text and grouped in page.text
     # No CSRF token, no export.
@@ -174,7 +174,7 @@ def test_page_export_follows_the_doc(
     name = re.search(r'filename="?([^";]+)', got.headers["Content-Disposition"]).group(1)  # type: ignore[union-attr]
     assert re.fullmatch(r"case-export-\d{4}-\d{2}-\d{2}-[0-9a-f]{8}\.tar", name)
     assert designation.split()[0] not in name
-    assert list((desk.ws.settings.data_dir / "exports").iterdir()) == []  # no copy kept
+    assert list((station.ws.settings.data_dir / "exports").iterdir()) == []  # no copy kept
     folder = tmp_path / "lawyer"
     folder.mkdir()
     (folder / name).write_bytes(got.data)
@@ -204,8 +204,8 @@ def test_page_export_follows_the_doc(
     assert f"by {ADMIN}: sent, reply bundle 1\n{REPLY}" in (root / "replies.txt").read_text()
     assert "new -> escalated" in (root / "history.txt").read_text()
     assert not any(designation in (root / p).read_text("utf-8", "replace") for p in listed)
-    _check_custody(desk, (root / "custody.txt").read_text())
-    _check_audit_excerpt(desk, case_id, root, "not encrypted")
+    _check_custody(station, (root / "custody.txt").read_text())
+    _check_audit_excerpt(station, case_id, root, "not encrypted")
     manifest = json.loads((root / "manifest.json").read_text())
     assert (manifest["format"], manifest["schema"]) == ("sdwm-case-export", 1)
     assert {f["path"] for f in manifest["files"]} == set(listed) - {
@@ -216,9 +216,9 @@ def test_page_export_follows_the_doc(
     }
 
 
-def _check_custody(desk: Desk, custody: str) -> None:
+def _check_custody(station: Station, custody: str) -> None:
     """Each item's recorded hashes appear; an item without them says "not recorded"."""
-    with desk.ws.sessions() as db:
+    with station.ws.sessions() as db:
         for sub in db.query(Submission):
             for value in (sub.ciphertext_sha256, sub.plaintext_sha256):
                 assert (value or case_export.NOT_RECORDED) in custody
@@ -228,11 +228,11 @@ def _check_custody(desk: Desk, custody: str) -> None:
     assert custody.count("report 1, message") == 1 and custody.count("report 1, file 1") == 1
 
 
-def _check_audit_excerpt(desk: Desk, case_id: int, root: Path, detail: str) -> None:
+def _check_audit_excerpt(station: Station, case_id: int, root: Path, detail: str) -> None:
     """Every event recomputes to its hash and is in the workstation's log; the export
     itself is the last one."""
     events = [json.loads(line) for line in (root / "audit.jsonl").read_text().splitlines()]
-    with desk.ws.sessions() as db:
+    with station.ws.sessions() as db:
         assert audit.verify_log(db) > len(events)
         for e in events:
             body = [e["prev_hash"], e["at"], e["actor"], e["action"], e["case_id"], e["detail"]]
@@ -247,12 +247,12 @@ def _check_audit_excerpt(desk: Desk, case_id: int, root: Path, detail: str) -> N
 
 
 def test_forged_signatures_fail_gpg_verify(
-    desk: Desk, drop: Drop, tmp_path: Path, fresh_home: Path, responders: Responders
+    station: Station, drop: Drop, tmp_path: Path, fresh_home: Path, responders: Responders
 ) -> None:
-    case_id = imported_case(desk, drop, tmp_path)
+    case_id = imported_case(station, drop, tmp_path)
     folder = tmp_path / "lawyer"
     folder.mkdir()
-    made = case_export.export_case(desk.ws, ADMIN, case_id, folder / "case-export-x.tar")
+    made = case_export.export_case(station.ws, ADMIN, case_id, folder / "case-export-x.tar")
     root = unpack(made.path, tmp_path / "work")
     # One file changed: the signature still holds, sha256sum -c fails.
     (root / "notes.txt").write_text("nothing to see\n")
@@ -289,7 +289,7 @@ def _retar(root: Path, folder: Path, package: Path) -> None:
 
 
 def test_an_encrypted_export_opens_only_with_the_recipients_key(
-    desk: Desk,
+    station: Station,
     drop: Drop,
     tmp_path: Path,
     fresh_home: Path,
@@ -297,14 +297,14 @@ def test_an_encrypted_export_opens_only_with_the_recipients_key(
     responders: Responders,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    case_id = imported_case(desk, drop, tmp_path)
+    case_id = imported_case(station, drop, tmp_path)
     (tmp_path / "lawyer.asc").write_bytes(outside.good)
     folder = tmp_path / "lawyer"
     folder.mkdir()
     monkeypatch.chdir(folder)  # the package lands here, under a neutral name
     result = CliRunner().invoke(
         ws_cli,
-        ["export-case", "--config", str(desk.path / "config.toml"), "--case", str(case_id)]
+        ["export-case", "--config", str(station.path / "config.toml"), "--case", str(case_id)]
         + ["--by", ADMIN, "--recipient-key", str(tmp_path / "lawyer.asc")],
         catch_exceptions=False,
     )
@@ -327,7 +327,7 @@ def test_an_encrypted_export_opens_only_with_the_recipients_key(
     assert checked.returncode == 0, checked.stderr + checked.stdout
     root = folder / case_export.FOLDER
     assert MESSAGE in (root / "reports" / "report-1.txt").read_text()
-    _check_audit_excerpt(desk, case_id, root, f"encrypted to {outside.good_fingerprint}")
+    _check_audit_excerpt(station, case_id, root, f"encrypted to {outside.good_fingerprint}")
 
 
 REFUSALS = (
@@ -340,10 +340,10 @@ REFUSALS = (
 
 
 def test_unusable_recipient_keys_are_refused(
-    desk: Desk, drop: Drop, ws_client: FlaskClient, tmp_path: Path, outside: OutsideKeys
+    station: Station, drop: Drop, ws_client: FlaskClient, tmp_path: Path, outside: OutsideKeys
 ) -> None:
-    case_id = imported_case(desk, drop, tmp_path)
-    login(ws_client, desk)
+    case_id = imported_case(station, drop, tmp_path)
+    login(ws_client, station)
     for which, reason in REFUSALS:
         page = ws_client.get(f"/cases/{case_id}")
         data = b"not a key" if which == "garbage" else getattr(outside, which)
@@ -357,28 +357,28 @@ def test_unusable_recipient_keys_are_refused(
         assert reason in got.text, which
         with pytest.raises(case_export.CaseExportError, match=reason):
             case_export.check_recipient(data)
-    with desk.ws.sessions() as db:
+    with station.ws.sessions() as db:
         assert not db.query(AuditEvent).filter(AuditEvent.action == "case.export").count()
-    assert not list((desk.ws.settings.data_dir / "exports").glob("*"))
+    assert not list((station.ws.settings.data_dir / "exports").glob("*"))
 
 
 def test_unknown_cases_and_accounts_are_refused(
-    desk: Desk, drop: Drop, ws_client: FlaskClient, tmp_path: Path
+    station: Station, drop: Drop, ws_client: FlaskClient, tmp_path: Path
 ) -> None:
-    case_id = imported_case(desk, drop, tmp_path)
+    case_id = imported_case(station, drop, tmp_path)
     out = tmp_path / "p.tar"
     with pytest.raises(CaseNotFoundError):
-        case_export.export_case(desk.ws, ADMIN, case_id + 1, out)
+        case_export.export_case(station.ws, ADMIN, case_id + 1, out)
     with pytest.raises(case_export.CaseExportError, match="not an active account"):
-        case_export.export_case(desk.ws, "mallory", case_id, out)
+        case_export.export_case(station.ws, "mallory", case_id, out)
     assert not out.exists()
     out.write_bytes(b"someone else's file")
     with pytest.raises(case_export.CaseExportError, match="exists already"):
-        case_export.export_case(desk.ws, ADMIN, case_id, out)
+        case_export.export_case(station.ws, ADMIN, case_id, out)
     assert out.read_bytes() == b"someone else's file"
-    with desk.ws.sessions() as db:
+    with station.ws.sessions() as db:
         assert not db.query(AuditEvent).filter(AuditEvent.action == "case.export").count()
-    login(ws_client, desk)
+    login(ws_client, station)
     page = ws_client.get(f"/cases/{case_id}")
     missing = ws_client.post(
         f"/cases/{case_id + 1}/export", data={"csrf_token": csrf_token(page.text)}
@@ -387,10 +387,10 @@ def test_unknown_cases_and_accounts_are_refused(
 
 
 def test_the_drop_refuses_a_case_export_as_a_reply_bundle_by_its_format(
-    desk: Desk, drop: Drop, tmp_path: Path
+    station: Station, drop: Drop, tmp_path: Path
 ) -> None:
-    case_id = imported_case(desk, drop, tmp_path)
-    package = case_export.export_case(desk.ws, ADMIN, case_id, tmp_path / "pkg.tar").path
+    case_id = imported_case(station, drop, tmp_path)
+    package = case_export.export_case(station.ws, ADMIN, case_id, tmp_path / "pkg.tar").path
     files = {i.name: data for i, data in read_members(package)}
     manifest = files["case-export/manifest.json"]
     signature = files["case-export/manifest.json.asc"]

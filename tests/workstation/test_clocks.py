@@ -19,70 +19,70 @@ from securedrop_wm.workstation import cases, clocks, importing, replies, stats
 from securedrop_wm.workstation.clocks import ReplyState
 from securedrop_wm.workstation.db import alembic_config
 from securedrop_wm.workstation.models import Report
-from tests.workstation.fixtures import ADMIN, Desk, export, source_reports
+from tests.workstation.fixtures import ADMIN, Station, export, source_reports
 
 
-def _at(desk: Desk, hour: int, minute: int = 0) -> dt.datetime:
+def _at(station: Station, hour: int, minute: int = 0) -> dt.datetime:
     """Move the workstation's clock to today (UTC, the drop's day) at ``hour:minute``."""
     real = dt.datetime.now(dt.UTC)
     target = dt.datetime.combine(real.date(), dt.time(hour, minute), tzinfo=dt.UTC)
-    desk.clock.offset = target - real
+    station.clock.offset = target - real
     return target
 
 
-def _report(desk: Desk) -> Report:
-    with desk.ws.sessions() as db:
+def _report(station: Station) -> Report:
+    with station.ws.sessions() as db:
         return db.scalars(select(Report).order_by(Report.id.desc())).first()  # type: ignore[return-value]
 
 
-def _rows(desk: Desk) -> dict[int, cases.CaseRow]:
-    return {r.case.id: r for r in cases.list_cases(desk.ws, cases.CaseFilter())}
+def _rows(station: Station) -> dict[int, cases.CaseRow]:
+    return {r.case.id: r for r in cases.list_cases(station.ws, cases.CaseFilter())}
 
 
 def test_a_danger_report_sent_after_4_utc_is_not_overdue_on_arrival(
-    desk: Desk, drop: Drop, tmp_path: Path
+    station: Station, drop: Drop, tmp_path: Path
 ) -> None:
     source_reports(drop, "in danger", urgency="danger")
-    imported = _at(desk, 10)
-    importing.import_bundle(desk.ws, ADMIN, export(drop, tmp_path))
-    (row,) = cases.list_cases(desk.ws, cases.CaseFilter())
-    report = _report(desk)
+    imported = _at(station, 10)
+    importing.import_bundle(station.ws, ADMIN, export(drop, tmp_path))
+    (row,) = cases.list_cases(station.ws, cases.CaseFilter())
+    report = _report(station)
     # From the import, not from 00:00 UTC (which made it overdue since 04:00).
     assert report.clock_start == report.imported_at
     assert abs(row.deadline - (imported + dt.timedelta(hours=4))) < dt.timedelta(seconds=5)  # type: ignore[operator]
     assert not row.overdue and row.due.urgency == "danger"
-    desk.clock.advance(hours=3, minutes=58)
-    assert not cases.list_cases(desk.ws, cases.CaseFilter())[0].overdue
-    desk.clock.advance(minutes=3)
-    assert cases.list_cases(desk.ws, cases.CaseFilter())[0].overdue
+    station.clock.advance(hours=3, minutes=58)
+    assert not cases.list_cases(station.ws, cases.CaseFilter())[0].overdue
+    station.clock.advance(minutes=3)
+    assert cases.list_cases(station.ws, cases.CaseFilter())[0].overdue
 
 
 def test_a_pull_time_within_the_day_and_before_the_import_starts_the_clock(
-    desk: Desk, drop: Drop, tmp_path: Path
+    station: Station, drop: Drop, tmp_path: Path
 ) -> None:
     source_reports(drop, "in danger", urgency="danger")
     bundle = export(drop, tmp_path, "export-1.tar")
-    pulled = _at(desk, 9, 15)
+    pulled = _at(station, 9, 15)
     clocks.pulled_path(bundle).write_text(pulled.strftime("%Y-%m-%dT%H:%M:%SZ\n"))
-    _at(desk, 10)
-    assert importing.preview_bundle(desk.ws, bundle).pulled_at == pulled
-    importing.import_bundle(desk.ws, ADMIN, bundle)
-    assert _report(desk).clock_start == pulled
-    (row,) = cases.list_cases(desk.ws, cases.CaseFilter())
+    _at(station, 10)
+    assert importing.preview_bundle(station.ws, bundle).pulled_at == pulled
+    importing.import_bundle(station.ws, ADMIN, bundle)
+    assert _report(station).clock_start == pulled
+    (row,) = cases.list_cases(station.ws, cases.CaseFilter())
     assert row.deadline == pulled + dt.timedelta(hours=4)
     assert row.case.opened_at == pulled
 
 
 def test_a_pull_time_after_the_import_falls_back_to_the_import_quietly(
-    desk: Desk, drop: Drop, tmp_path: Path
+    station: Station, drop: Drop, tmp_path: Path
 ) -> None:
     source_reports(drop, "hello")
     bundle = export(drop, tmp_path, "export-1.tar")
-    later = _at(desk, 11)
+    later = _at(station, 11)
     clocks.pulled_path(bundle).write_text(later.strftime("%Y-%m-%dT%H:%M:%SZ"))
-    _at(desk, 10)
-    importing.import_bundle(desk.ws, ADMIN, bundle)
-    report = _report(desk)
+    _at(station, 10)
+    importing.import_bundle(station.ws, ADMIN, bundle)
+    report = _report(station)
     assert report.clock_start == report.imported_at
 
 
@@ -133,20 +133,20 @@ def test_the_transfer_client_writes_the_pull_time_the_workstation_reads(tmp_path
 
 
 def test_replies_are_queued_then_sent_then_delivered(
-    desk: Desk, drop: Drop, tmp_path: Path
+    station: Station, drop: Drop, tmp_path: Path
 ) -> None:
-    ws = desk.ws
+    ws = station.ws
     source_reports(drop, "help", urgency="urgent")
     importing.import_bundle(ws, ADMIN, export(drop, tmp_path, "1.tar"))
     (row,) = cases.list_cases(ws, cases.CaseFilter())
-    desk.clock.advance(minutes=5)
+    station.clock.advance(minutes=5)
     replies.queue_reply(ws, ADMIN, row.case.id, "We read you.")
     (row,) = cases.list_cases(ws, cases.CaseFilter())
     # Queued is not answered: the deadline still runs and no first response is counted.
     assert row.reply == ReplyState.QUEUED and row.deadline is not None
     assert row.case.first_response_at is None
     assert stats.compute_statistics(ws).responded == 0
-    desk.clock.advance(minutes=5)
+    station.clock.advance(minutes=5)
     made = replies.export_reply_bundle(ws, ADMIN)
     (row,) = cases.list_cases(ws, cases.CaseFilter())
     assert row.reply == ReplyState.SENT and row.deadline is None
@@ -161,9 +161,9 @@ def test_replies_are_queued_then_sent_then_delivered(
 
 
 def test_the_list_puts_danger_follow_ups_first_then_danger_urgent_routine(
-    desk: Desk, drop: Drop, tmp_path: Path
+    station: Station, drop: Drop, tmp_path: Path
 ) -> None:
-    ws = desk.ws
+    ws = station.ws
     answered = source_reports(drop, "first, answered")
     closed = source_reports(drop, "first, closed")
     source_reports(drop, "routine, waiting")
@@ -172,7 +172,7 @@ def test_the_list_puts_danger_follow_ups_first_then_danger_urgent_routine(
     replies.queue_reply(ws, ADMIN, ids["first, answered"], "We are on it.")
     replies.export_reply_bundle(ws, ADMIN)
     cases.set_status(ws, ADMIN, ids["first, closed"], "closed")
-    desk.clock.advance(days=10)  # the routine case is long overdue
+    station.clock.advance(days=10)  # the routine case is long overdue
     source_reports(drop, "now in danger", login=answered, urgency="danger")
     source_reports(drop, "in danger again", login=closed, urgency="danger")
     source_reports(drop, "new, in danger", urgency="danger")
@@ -185,10 +185,10 @@ def test_the_list_puts_danger_follow_ups_first_then_danger_urgent_routine(
     flagged = [r.due.follow_up for r in rows]
     assert flagged == [True, True, False, False, False]
     # The follow-up on the answered case has its own deadline, and a red row when late.
-    follow_up = _rows(desk)[ids["first, answered"]]
+    follow_up = _rows(station)[ids["first, answered"]]
     assert follow_up.deadline is not None and follow_up.due.urgency == "danger"
-    desk.clock.advance(hours=5)
-    assert _rows(desk)[ids["first, answered"]].overdue
+    station.clock.advance(hours=5)
+    assert _rows(station)[ids["first, answered"]].overdue
 
 
 def test_the_migration_starts_existing_clocks_at_the_import(tmp_path: Path) -> None:

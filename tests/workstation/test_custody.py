@@ -27,7 +27,7 @@ from securedrop_wm.workstation.services import Workstation
 from tests.bundles.helpers import read_members, write_members
 from tests.conftest import Responders
 from tests.hostile_bundles.forge import resign, tar_bytes
-from tests.workstation.fixtures import ADMIN, Desk, export, login, source_reports
+from tests.workstation.fixtures import ADMIN, Station, export, login, source_reports
 
 
 def _png() -> bytes:
@@ -72,7 +72,7 @@ def _submissions(ws: Workstation) -> dict[str, Submission]:
 
 
 def test_every_item_records_its_ciphertext_plaintext_and_bundle(
-    desk: Desk, drop: Drop, tmp_path: Path
+    station: Station, drop: Drop, tmp_path: Path
 ) -> None:
     # Given a report with a message, an image and a binary file, exported by the server
     png, blob = _png(), b"\x00\xff" * 3000
@@ -80,10 +80,10 @@ def test_every_item_records_its_ciphertext_plaintext_and_bundle(
     bundle = export(drop, tmp_path)
     manifest_sha, ciphertexts, manifest = _bundle_hashes(bundle)
     # When it is imported
-    before = desk.clock()
-    importing.import_bundle(desk.ws, ADMIN, bundle)
+    before = station.clock()
+    importing.import_bundle(station.ws, ADMIN, bundle)
     # Then each item records its ciphertext's hash, equal to the bundle's member's
-    rows = _submissions(desk.ws)
+    rows = _submissions(station.ws)
     assert {u: s.ciphertext_sha256 for u, s in rows.items()} == ciphertexts
     # And its plaintext's: the file on disk, the message as plain gpg decrypts it
     members = {info.name: data for info, data in read_members(bundle)}
@@ -91,10 +91,10 @@ def test_every_item_records_its_ciphertext_plaintext_and_bundle(
     assert kinds == {"message", "file"}
     for uuid, row in rows.items():
         if row.kind == "file":
-            plaintext = (desk.ws.settings.files_dir / uuid).read_bytes()
+            plaintext = (station.ws.settings.files_dir / uuid).read_bytes()
             assert plaintext in (png, blob)
         else:
-            plaintext = _plain_decrypt(desk.ws, members[f"submissions/{uuid}.gpg"])
+            plaintext = _plain_decrypt(station.ws, members[f"submissions/{uuid}.gpg"])
             assert json.loads(plaintext)["what_happened"] == "They posted my address."
         assert row.plaintext_sha256 == _sha(plaintext)
         # And the bundle it came in: manifest hash, sequence, who and when
@@ -103,7 +103,7 @@ def test_every_item_records_its_ciphertext_plaintext_and_bundle(
         assert bundle_row.manifest_sha256 == manifest_sha == bundle_row.sha256
         assert bundle_row.sequence == manifest["sequence"]
         assert bundle_row.imported_by == ADMIN
-        assert before <= bundle_row.imported_at <= desk.clock()
+        assert before <= bundle_row.imported_at <= station.clock()
     # And attachments were not parsed at import
     assert {s.metadata_json for s in rows.values() if s.kind == "file"} == {""}
 
@@ -114,16 +114,16 @@ def _unwrapped(html: str) -> str:
 
 
 def test_the_case_page_shows_the_custody_and_says_what_was_not_recorded(
-    desk: Desk, drop: Drop, ws_client: FlaskClient, tmp_path: Path
+    station: Station, drop: Drop, ws_client: FlaskClient, tmp_path: Path
 ) -> None:
     source_reports(drop, "first", files=[(_png(), "photo.png")])
     bundle = export(drop, tmp_path)
     manifest_sha, ciphertexts, _ = _bundle_hashes(bundle)
-    importing.import_bundle(desk.ws, ADMIN, bundle)
-    rows = _submissions(desk.ws)
-    with desk.ws.sessions() as db:
+    importing.import_bundle(station.ws, ADMIN, bundle)
+    rows = _submissions(station.ws)
+    with station.ws.sessions() as db:
         case_id = db.scalars(select(Case.id)).one()
-    login(ws_client, desk)
+    login(ws_client, station)
     page = ws_client.get(f"/cases/{case_id}")
     assert page.status_code == 200
     text = _unwrapped(page.text)
@@ -136,7 +136,7 @@ def test_the_case_page_shows_the_custody_and_says_what_was_not_recorded(
     assert re.search(r"<code class=\"sha256\">([0-9a-f]{16}<wbr>){3}[0-9a-f]{16}</code>", page.text)
 
     # Given an item imported before custody was recorded (as migration 0004 leaves it)
-    with desk.ws.write() as db:
+    with station.ws.write() as db:
         for row in db.scalars(select(Submission)):
             row.ciphertext_sha256 = row.plaintext_sha256 = None
             row.imported_bundle_id = None
@@ -154,7 +154,7 @@ def _state(ws: Workstation) -> tuple[list[Any], list[str]]:
 
 
 def test_a_tampered_ciphertext_is_refused_and_no_custody_is_written(
-    desk: Desk, drop: Drop, tmp_path: Path
+    station: Station, drop: Drop, tmp_path: Path
 ) -> None:
     source_reports(drop, "x", files=[(b"evidence" * 200, "e.bin")])
     bundle = export(drop, tmp_path)
@@ -164,14 +164,14 @@ def test_a_tampered_ciphertext_is_refused_and_no_custody_is_written(
             members[n] = (info, data[:-1] + bytes([data[-1] ^ 1]))  # one bit, same size
             break
     write_members(bundle, members)
-    before = _state(desk.ws)
+    before = _state(station.ws)
     with pytest.raises(ImportRefusedError, match="does not match its SHA-256"):
-        importing.import_bundle(desk.ws, ADMIN, bundle)
-    assert _state(desk.ws) == before == ([[], [], [], []], [])
+        importing.import_bundle(station.ws, ADMIN, bundle)
+    assert _state(station.ws) == before == ([[], [], [], []], [])
 
 
 def test_an_item_failing_while_others_decrypt_in_parallel_leaves_nothing(
-    desk: Desk, drop: Drop, responders: Responders, tmp_path: Path
+    station: Station, drop: Drop, responders: Responders, tmp_path: Path
 ) -> None:
     # Given a bundle, signed by the server, in which one file of several decrypts to far
     # more than its ciphertext (compressed, as a compromised server could), between
@@ -204,18 +204,18 @@ def test_an_item_failing_while_others_decrypt_in_parallel_leaves_nothing(
     path.write_bytes(
         tar_bytes(resign(swapped, server.signing_gpg_home, server.signing_fingerprint, swap))
     )
-    keys_before = _public_keys(desk.ws)
-    before = _state(desk.ws)
+    keys_before = _public_keys(station.ws)
+    before = _state(station.ws)
     # When it is imported with two gpg processes at a time
     with pytest.raises(ImportRefusedError, match=f"item {victim} decrypts to more than"):
-        importing.import_bundle(desk.ws, ADMIN, path, workers=2)
+        importing.import_bundle(station.ws, ADMIN, path, workers=2)
     # Then no row, no file (not even a temporary one) and no key is left
-    assert _state(desk.ws) == before == ([[], [], [], []], [])
-    assert _public_keys(desk.ws) == keys_before
+    assert _state(station.ws) == before == ([[], [], [], []], [])
+    assert _public_keys(station.ws) == keys_before
     # And the genuine bundle still imports whole afterwards
-    result = importing.import_bundle(desk.ws, ADMIN, genuine, workers=2)
+    result = importing.import_bundle(station.ws, ADMIN, genuine, workers=2)
     assert (result.reports, result.files) == (1, 6)
-    stored = {s.filename: s for s in _submissions(desk.ws).values() if s.kind == "file"}
+    stored = {s.filename: s for s in _submissions(station.ws).values() if s.kind == "file"}
     for data, filename in files:
         assert stored[filename].plaintext_sha256 == _sha(data)
 

@@ -14,13 +14,13 @@ from flask.testing import FlaskClient
 from securedrop_wm.cli import main as cli
 from securedrop_wm.drop import Drop
 from tests.conftest import csrf_token, new_source, store_files
-from tests.workstation.fixtures import Desk, import_through_ui, login, report
+from tests.workstation.fixtures import Station, import_through_ui, login, report
 
 
 def test_report_reply_and_acknowledgement_round_trip(
     client: FlaskClient,
     ws_client: FlaskClient,
-    desk: Desk,
+    station: Station,
     drop: Drop,
     data_dir: Path,
     tmp_path: Path,
@@ -36,7 +36,7 @@ def test_report_reply_and_acknowledgement_round_trip(
         cli, ["--config", str(data_dir / "config.toml"), "export", "--output", str(bundle)]
     )
     assert result.exit_code == 0, result.output
-    assert login(ws_client, desk).status_code == 302
+    assert login(ws_client, station).status_code == 302
     import_through_ui(ws_client, bundle)
     case_url = re.search(r'href="(/cases/\d+)"', ws_client.get("/").text)
     assert case_url
@@ -53,7 +53,7 @@ def test_report_reply_and_acknowledgement_round_trip(
         assert ws_client.post(case_url.group(1) + path, data={"csrf_token": token, **data})
     outbox = ws_client.get("/outbox")
     ws_client.post("/outbox", data={"csrf_token": csrf_token(outbox.text)})
-    reply_bundle = desk.ws.settings.outbox_dir / "replies-000001.tar"
+    reply_bundle = station.ws.settings.outbox_dir / "replies-000001.tar"
     assert reply_bundle.is_file()
     # and the server imports the reply bundle (the real command)
     result = CliRunner().invoke(

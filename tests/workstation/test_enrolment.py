@@ -12,29 +12,29 @@ from sqlalchemy import select
 from securedrop_wm.workstation import accounts, audit, enrolment
 from securedrop_wm.workstation.errors import AccountError, LoginError, PermissionDeniedError
 from securedrop_wm.workstation.models import Account, AuditEvent
-from tests.workstation.fixtures import ADMIN, ADMIN_PASSWORD, Desk
+from tests.workstation.fixtures import ADMIN, ADMIN_PASSWORD, Station
 
 NEW_PASSWORD = "rosa's very own password"
 
 
-def _account(desk: Desk, username: str) -> Account:
-    with desk.ws.sessions() as db:
+def _account(station: Station, username: str) -> Account:
+    with station.ws.sessions() as db:
         found = db.scalar(select(Account).where(Account.username == username))
         assert found is not None
         return found
 
 
-def _code(desk: Desk, secret: str) -> str:
+def _code(station: Station, secret: str) -> str:
     totp = pyotp.TOTP(secret)
-    return totp.generate_otp(totp.timecode(desk.clock()))
+    return totp.generate_otp(totp.timecode(station.clock()))
 
 
-def test_an_invited_responder_enrols_before_anything_else(desk: Desk) -> None:
-    ws = desk.ws
+def test_an_invited_responder_enrols_before_anything_else(station: Station) -> None:
+    ws = station.ws
     # Given an account an admin created: a one-time password, no authenticator yet
-    made = accounts.invite_account(ws, _account(desk, ADMIN), "rosa", admin=False)
+    made = accounts.invite_account(ws, _account(station, ADMIN), "rosa", admin=False)
     assert len(made.password) == 24 and made.password.count("-") == 4
-    rosa = _account(desk, "rosa")
+    rosa = _account(station, "rosa")
     assert rosa.must_change_password and rosa.totp_secret == ""
     # When she logs in with it and no code, she gets a session that must enrol
     rosa = accounts.authenticate(ws, "rosa", made.password, "")
@@ -49,15 +49,17 @@ def test_an_invited_responder_enrols_before_anything_else(desk: Desk) -> None:
     # and nothing changes
     with pytest.raises(AccountError, match="not the one-time password"):
         enrolment.finish_enrolment(
-            ws, rosa.id, made.password, _code(desk, totp.secret), keep_token=here
+            ws, rosa.id, made.password, _code(station, totp.secret), keep_token=here
         )
-    wrong = _code(desk, pyotp.random_base32())
+    wrong = _code(station, pyotp.random_base32())
     with pytest.raises(AccountError, match="does not match the new secret"):
         enrolment.finish_enrolment(ws, rosa.id, NEW_PASSWORD, wrong, keep_token=here)
-    assert enrolment.needs_enrolment(_account(desk, "rosa"))
+    assert enrolment.needs_enrolment(_account(station, "rosa"))
     # With her own password and a current code, she is done
-    enrolment.finish_enrolment(ws, rosa.id, NEW_PASSWORD, _code(desk, totp.secret), keep_token=here)
-    rosa = _account(desk, "rosa")
+    enrolment.finish_enrolment(
+        ws, rosa.id, NEW_PASSWORD, _code(station, totp.secret), keep_token=here
+    )
+    rosa = _account(station, "rosa")
     assert not enrolment.needs_enrolment(rosa) and rosa.totp_secret == totp.secret
     assert accounts.resume_session(ws, here) is not None
     # Then the one-time password is dead, the code just typed cannot be replayed, and a
@@ -65,34 +67,36 @@ def test_an_invited_responder_enrols_before_anything_else(desk: Desk) -> None:
     with pytest.raises(LoginError):
         accounts.authenticate(ws, "rosa", made.password, "")
     with pytest.raises(LoginError):
-        accounts.authenticate(ws, "rosa", NEW_PASSWORD, _code(desk, totp.secret))
+        accounts.authenticate(ws, "rosa", NEW_PASSWORD, _code(station, totp.secret))
     with pytest.raises(LoginError):
         accounts.authenticate(ws, "rosa", NEW_PASSWORD, "")
-    desk.clock.advance(seconds=30)
-    assert accounts.authenticate(ws, "rosa", NEW_PASSWORD, _code(desk, totp.secret)).id == rosa.id
+    station.clock.advance(seconds=30)
+    assert (
+        accounts.authenticate(ws, "rosa", NEW_PASSWORD, _code(station, totp.secret)).id == rosa.id
+    )
 
 
-def test_an_admin_resets_a_responder_who_enrols_again(desk: Desk) -> None:
-    ws = desk.ws
-    admin = _account(desk, ADMIN)
+def test_an_admin_resets_a_responder_who_enrols_again(station: Station) -> None:
+    ws = station.ws
+    admin = _account(station, ADMIN)
     with ws.write() as db:
         made = accounts.create_account(ws, db, ADMIN, "rosa", NEW_PASSWORD, admin=False)
-    rosa = _account(desk, "rosa")
+    rosa = _account(station, "rosa")
     sessions = [accounts.start_session(ws, rosa.id) for _ in range(2)]
     # When the admin resets her account
     reset = accounts.reset_account(ws, admin, rosa.id)
     # Then her sessions end, her password and authenticator no longer work,
     assert all(accounts.resume_session(ws, t) is None for t in sessions)
-    desk.clock.advance(seconds=30)
+    station.clock.advance(seconds=30)
     with pytest.raises(LoginError):
-        accounts.authenticate(ws, "rosa", NEW_PASSWORD, desk.code(made.totp_secret))
+        accounts.authenticate(ws, "rosa", NEW_PASSWORD, station.code(made.totp_secret))
     # the one-time password alone opens an enrolment, which needs a new authenticator
     rosa = accounts.authenticate(ws, "rosa", reset.password, "")
     assert rosa.must_change_password and not rosa.totp_secret
     totp = enrolment.start_totp(ws, rosa.id)
     assert totp.secret != made.totp_secret
     enrolment.finish_enrolment(
-        ws, rosa.id, "a second own password", _code(desk, totp.secret), keep_token=None
+        ws, rosa.id, "a second own password", _code(station, totp.secret), keep_token=None
     )
     # and the reset is in the audit log, naming who did it and to whom, not the password
     with ws.sessions() as db:
@@ -103,47 +107,49 @@ def test_an_admin_resets_a_responder_who_enrols_again(desk: Desk) -> None:
         assert audit.verify_log(db) > 0
 
 
-def test_nobody_resets_their_own_account_and_only_admins_reset(desk: Desk) -> None:
-    ws = desk.ws
-    admin = _account(desk, ADMIN)
+def test_nobody_resets_their_own_account_and_only_admins_reset(station: Station) -> None:
+    ws = station.ws
+    admin = _account(station, ADMIN)
     with pytest.raises(AccountError, match="your own account"):
         accounts.reset_account(ws, admin, admin.id)
     with ws.write() as db:
         accounts.create_account(ws, db, ADMIN, "rosa", NEW_PASSWORD, admin=False)
     with pytest.raises(PermissionDeniedError):
-        accounts.reset_account(ws, _account(desk, "rosa"), admin.id)
+        accounts.reset_account(ws, _account(station, "rosa"), admin.id)
     with pytest.raises(PermissionDeniedError):
-        accounts.invite_account(ws, _account(desk, "rosa"), "eve", admin=True)
+        accounts.invite_account(ws, _account(station, "rosa"), "eve", admin=True)
     # nothing changed for the admin
-    desk.clock.advance(seconds=30)
-    assert accounts.authenticate(ws, ADMIN, ADMIN_PASSWORD, desk.code()).id == admin.id
+    station.clock.advance(seconds=30)
+    assert accounts.authenticate(ws, ADMIN, ADMIN_PASSWORD, station.code()).id == admin.id
 
 
-def test_a_new_authenticator_replaces_the_old_only_once_confirmed(desk: Desk) -> None:
-    ws = desk.ws
-    admin = _account(desk, ADMIN)
+def test_a_new_authenticator_replaces_the_old_only_once_confirmed(station: Station) -> None:
+    ws = station.ws
+    admin = _account(station, ADMIN)
     new = enrolment.start_totp(ws, admin.id)
     # Until a code of the new secret is typed, the old authenticator is the one that works
-    desk.clock.advance(seconds=30)
+    station.clock.advance(seconds=30)
     with pytest.raises(LoginError):
-        accounts.authenticate(ws, ADMIN, ADMIN_PASSWORD, _code(desk, new.secret))
-    desk.clock.advance(seconds=30)
-    assert accounts.authenticate(ws, ADMIN, ADMIN_PASSWORD, desk.code()).id == admin.id
+        accounts.authenticate(ws, ADMIN, ADMIN_PASSWORD, _code(station, new.secret))
+    station.clock.advance(seconds=30)
+    assert accounts.authenticate(ws, ADMIN, ADMIN_PASSWORD, station.code()).id == admin.id
     with pytest.raises(AccountError, match="does not match"):
-        enrolment.confirm_totp(ws, admin.id, desk.code())  # the old one's code
-    desk.clock.advance(seconds=30)
-    enrolment.confirm_totp(ws, admin.id, _code(desk, new.secret))
+        enrolment.confirm_totp(ws, admin.id, station.code())  # the old one's code
+    station.clock.advance(seconds=30)
+    enrolment.confirm_totp(ws, admin.id, _code(station, new.secret))
     with pytest.raises(AccountError, match="nothing|no new authenticator"):
-        enrolment.confirm_totp(ws, admin.id, _code(desk, new.secret))
+        enrolment.confirm_totp(ws, admin.id, _code(station, new.secret))
     # Then the new one works and the old one does not
-    desk.clock.advance(seconds=30)
+    station.clock.advance(seconds=30)
     with pytest.raises(LoginError):
-        accounts.authenticate(ws, ADMIN, ADMIN_PASSWORD, desk.code())
-    desk.clock.advance(seconds=30)
-    assert accounts.authenticate(ws, ADMIN, ADMIN_PASSWORD, _code(desk, new.secret)).id == admin.id
+        accounts.authenticate(ws, ADMIN, ADMIN_PASSWORD, station.code())
+    station.clock.advance(seconds=30)
+    assert (
+        accounts.authenticate(ws, ADMIN, ADMIN_PASSWORD, _code(station, new.secret)).id == admin.id
+    )
 
 
-def test_the_qr_code_is_an_svg_of_the_uri_without_script(desk: Desk) -> None:
+def test_the_qr_code_is_an_svg_of_the_uri_without_script(station: Station) -> None:
     import xml.etree.ElementTree as ET
 
     svg = enrolment.qr_svg("otpauth://totp/securedrop-wm:rosa?secret=JBSWY3DPEHPK3PXP")

@@ -17,21 +17,21 @@ from securedrop_wm.drop import Drop
 from securedrop_wm.workstation import cases, importing, replies, retention, stats
 from securedrop_wm.workstation.models import Case, MonthlyFigure
 from securedrop_wm.workstation.stats import TOTAL, Figures, Table
-from tests.workstation.fixtures import ADMIN, Desk, export, login, source_reports
+from tests.workstation.fixtures import ADMIN, Station, export, login, source_reports
 
 
-def _import(desk: Desk, drop: Drop, tmp_path: Path, n: int, name: str, **fields: str) -> None:
+def _import(station: Station, drop: Drop, tmp_path: Path, n: int, name: str, **fields: str) -> None:
     for i in range(n):
         source_reports(drop, f"report {i}", **fields)
-    importing.import_bundle(desk.ws, ADMIN, export(drop, tmp_path, name))
+    importing.import_bundle(station.ws, ADMIN, export(drop, tmp_path, name))
 
 
-def test_a_purge_leaves_the_figures_unchanged(desk: Desk, drop: Drop, tmp_path: Path) -> None:
-    ws = desk.ws
-    _import(desk, drop, tmp_path, 6, "1.tar", category="threats", urgency="danger")
-    _import(desk, drop, tmp_path, 2, "2.tar", category="legal")
+def test_a_purge_leaves_the_figures_unchanged(station: Station, drop: Drop, tmp_path: Path) -> None:
+    ws = station.ws
+    _import(station, drop, tmp_path, 6, "1.tar", category="threats", urgency="danger")
+    _import(station, drop, tmp_path, 2, "2.tar", category="legal")
     rows = cases.list_cases(ws, cases.CaseFilter())
-    desk.clock.advance(minutes=42)
+    station.clock.advance(minutes=42)
     for row in rows[:3]:
         replies.queue_reply(ws, ADMIN, row.case.id, "We read you.")
     replies.export_reply_bundle(ws, ADMIN)
@@ -42,7 +42,7 @@ def test_a_purge_leaves_the_figures_unchanged(desk: Desk, drop: Drop, tmp_path: 
     report_before = stats.transparency_report(before, year)
     statistics_before = stats.statistics_of(before)
     assert statistics_before.total == 8 and statistics_before.responded == 3
-    desk.clock.advance(days=ws.settings.retention_days + 1)
+    station.clock.advance(days=ws.settings.retention_days + 1)
     assert len(retention.purge_due(ws, ADMIN)) == 5
     with ws.sessions() as db:
         assert len(db.scalars(select(Case)).all()) == 3
@@ -179,12 +179,12 @@ def test_figures_are_merged_before_they_are_suppressed() -> None:
 
 
 def test_the_printable_report_and_its_csv(
-    ws_client: FlaskClient, desk: Desk, drop: Drop, tmp_path: Path
+    ws_client: FlaskClient, station: Station, drop: Drop, tmp_path: Path
 ) -> None:
-    _import(desk, drop, tmp_path, 6, "1.tar", category="doxxing")
-    _import(desk, drop, tmp_path, 2, "2.tar", category="threats", urgency="urgent")
-    login(ws_client, desk)
-    year = desk.clock().year
+    _import(station, drop, tmp_path, 6, "1.tar", category="doxxing")
+    _import(station, drop, tmp_path, 2, "2.tar", category="threats", urgency="urgent")
+    login(ws_client, station)
+    year = station.clock().year
     stats_page = ws_client.get("/stats").text
     assert f'/stats/report?year={year}"' in stats_page and "Do not publish them" in stats_page
     page = ws_client.get(f"/stats/report?year={year}")
@@ -201,7 +201,7 @@ def test_the_printable_report_and_its_csv(
     assert totals[("category", TOTAL, TOTAL)] == "8"
     assert "2" not in {v for (d, r, _m), v in totals.items() if r == "threats"}
     # Aggregates only: no case's designation or source id in the report or its CSV.
-    with desk.ws.sessions() as db:
+    with station.ws.sessions() as db:
         named = db.execute(select(Case.designation, Case.source_uuid)).all()
     assert len(named) == 8
     outputs = [text, ws_client.get(f"/stats/report.csv?year={year}").text]

@@ -27,7 +27,7 @@ from securedrop_wm.workstation.errors import (
 from securedrop_wm.workstation.models import Case, Report, Submission
 from securedrop_wm.workstation.services import Workstation
 from tests.conftest import short_tempdir
-from tests.workstation.fixtures import ADMIN, Desk, export, source_reports
+from tests.workstation.fixtures import ADMIN, Station, export, source_reports
 
 
 def _counts(ws: Workstation) -> tuple[int, int, int, list[str]]:
@@ -51,7 +51,7 @@ def _photo_with_gps() -> bytes:
 
 
 def test_import_decrypts_exactly_and_parses_no_attachment(
-    desk: Desk, drop: Drop, tmp_path: Path
+    station: Station, drop: Drop, tmp_path: Path
 ) -> None:
     photo = _photo_with_gps()
     source_reports(
@@ -64,43 +64,43 @@ def test_import_decrypts_exactly_and_parses_no_attachment(
         wiki="de.wikipedia.org",
     )
     bundle = export(drop, tmp_path)
-    preview = importing.preview_bundle(desk.ws, bundle)
+    preview = importing.preview_bundle(station.ws, bundle)
     assert (preview.items, preview.new_items, preview.files, preview.urgent) == (3, 3, 2, 1)
-    assert _counts(desk.ws)[:3] == (0, 0, 0)  # previewing imports nothing
-    result = importing.import_bundle(desk.ws, ADMIN, bundle)
+    assert _counts(station.ws)[:3] == (0, 0, 0)  # previewing imports nothing
+    result = importing.import_bundle(station.ws, ADMIN, bundle)
     assert (result.new_cases, result.reports, result.files) == (1, 1, 2)
-    with desk.ws.sessions() as db:
+    with station.ws.sessions() as db:
         case = db.scalars(select(Case)).one()
         assert (case.category, case.urgency, case.reply_language) == ("doxxing", "urgent", "de")
         report = case.reports[0]
         assert report.text == "Someone photographed my house." and report.wiki == "de.wikipedia.org"
         files = {s.filename: s for s in report.submissions if s.kind == "file"}
-    saved = {n: (desk.ws.settings.files_dir / s.uuid).read_bytes() for n, s in files.items()}
+    saved = {n: (station.ws.settings.files_dir / s.uuid).read_bytes() for n, s in files.items()}
     assert saved == {"house.jpg": photo, "blob.bin": b"\x00\xff" * 5000}
     # Attachments are not parsed at import: their metadata is read on first view.
     assert {s.metadata_json for s in files.values()} == {""}
 
 
 def test_the_same_bundle_twice_changes_nothing_and_a_superset_adds_only_news(
-    desk: Desk, drop: Drop, tmp_path: Path
+    station: Station, drop: Drop, tmp_path: Path
 ) -> None:
     login = source_reports(drop, "first")
     first = export(drop, tmp_path, "1.tar")
-    importing.import_bundle(desk.ws, ADMIN, first)
-    before = _counts(desk.ws)
-    assert importing.import_bundle(desk.ws, ADMIN, first).already_imported
-    assert _counts(desk.ws) == before
+    importing.import_bundle(station.ws, ADMIN, first)
+    before = _counts(station.ws)
+    assert importing.import_bundle(station.ws, ADMIN, first).already_imported
+    assert _counts(station.ws) == before
     # The server exports everything not yet acknowledged: the first report comes again.
     source_reports(drop, "second", login=login)
-    second = importing.import_bundle(desk.ws, ADMIN, export(drop, tmp_path, "2.tar"))
+    second = importing.import_bundle(station.ws, ADMIN, export(drop, tmp_path, "2.tar"))
     assert (second.skipped, second.reports, second.new_cases) == (1, 1, 0)
-    with desk.ws.sessions() as db:
+    with station.ws.sessions() as db:
         texts = [r.text for r in db.scalars(select(Report).order_by(Report.id))]
     assert texts == ["first", "second"]
 
 
 def test_a_tampered_bundle_is_refused_and_nothing_is_imported(
-    desk: Desk, drop: Drop, tmp_path: Path
+    station: Station, drop: Drop, tmp_path: Path
 ) -> None:
     source_reports(drop, "x", files=[(b"payload" * 100, "p.bin")])
     bundle = export(drop, tmp_path)
@@ -108,21 +108,21 @@ def test_a_tampered_bundle_is_refused_and_nothing_is_imported(
     index = data.rindex(b"\x00" * 1024) - 2048  # inside the last member's data
     data[index] ^= 0xFF
     bundle.write_bytes(bytes(data))
-    before = _counts(desk.ws)
+    before = _counts(station.ws)
     with pytest.raises(ImportRefusedError, match="bundle refused"):
-        importing.import_bundle(desk.ws, ADMIN, bundle)
-    assert _counts(desk.ws) == before
+        importing.import_bundle(station.ws, ADMIN, bundle)
+    assert _counts(station.ws) == before
 
 
 def test_a_failure_in_the_last_step_takes_back_the_source_keys(
-    desk: Desk, drop: Drop, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    station: Station, drop: Drop, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given a bundle from a new source, whose key the workstation does not have yet
     source_reports(drop, "They know where I live.", files=[(b"proof" * 100, "p.bin")])
     bundle = export(drop, tmp_path)
     with drop.sessions() as db:
         key = db.scalars(select(Source.key_fingerprint)).one()
-    before = _counts(desk.ws)
+    before = _counts(station.ws)
 
     # When the disk fails while the decrypted files are moved into place, after the key
     # was imported (a fake: an I/O error at that moment cannot be caused on demand)
@@ -131,18 +131,20 @@ def test_a_failure_in_the_last_step_takes_back_the_source_keys(
 
     monkeypatch.setattr(importing, "_place_files", failing_disk)
     with pytest.raises(OSError, match="Input/output error"):
-        importing.import_bundle(desk.ws, ADMIN, bundle)
+        importing.import_bundle(station.ws, ADMIN, bundle)
     # Then the keyring lacks the key again, and the database and files are as they were
     with pytest.raises(KeyMissingError):
-        desk.ws.gpg.key_info(key)
-    assert _counts(desk.ws) == before
+        station.ws.gpg.key_info(key)
+    assert _counts(station.ws) == before
     # And once the disk works again, the same bundle imports whole, key included
     monkeypatch.undo()
-    assert importing.import_bundle(desk.ws, ADMIN, bundle).reports == 1
-    assert desk.ws.gpg.key_info(key).can_encrypt
+    assert importing.import_bundle(station.ws, ADMIN, bundle).reports == 1
+    assert station.ws.gpg.key_info(key).can_encrypt
 
 
-def test_a_bundle_from_another_server_is_refused(desk: Desk, drop: Drop, tmp_path: Path) -> None:
+def test_a_bundle_from_another_server_is_refused(
+    station: Station, drop: Drop, tmp_path: Path
+) -> None:
     source_reports(drop, "x")
     bundle = export(drop, tmp_path)
     # An impostor server: its key is known to the workstation, but it is not the pinned one.
@@ -150,16 +152,16 @@ def test_a_bundle_from_another_server_is_refused(desk: Desk, drop: Drop, tmp_pat
     try:
         impostor = GnuPG(home)
         fpr = impostor.create_key("impostor", None)
-        desk.ws.gpg.import_keys(impostor.export_public_key(fpr))
+        station.ws.gpg.import_keys(impostor.export_public_key(fpr))
         impostor.close()
-        desk.ws.settings = desk.ws.settings.__class__(
-            **{**desk.ws.settings.__dict__, "server_fingerprint": fpr}
+        station.ws.settings = station.ws.settings.__class__(
+            **{**station.ws.settings.__dict__, "server_fingerprint": fpr}
         )
         with pytest.raises(ImportRefusedError, match="bundle refused"):
-            importing.import_bundle(desk.ws, ADMIN, bundle)
+            importing.import_bundle(station.ws, ADMIN, bundle)
     finally:
         shutil.rmtree(home, ignore_errors=True)
-    assert _counts(desk.ws)[:3] == (0, 0, 0)
+    assert _counts(station.ws)[:3] == (0, 0, 0)
 
 
 def _delete_secret_key(ws: Workstation, fingerprint: str) -> None:
@@ -171,28 +173,32 @@ def _delete_secret_key(ws: Workstation, fingerprint: str) -> None:
     )
 
 
-def test_a_missing_team_secret_key_is_said_clearly(desk: Desk, drop: Drop, tmp_path: Path) -> None:
+def test_a_missing_team_secret_key_is_said_clearly(
+    station: Station, drop: Drop, tmp_path: Path
+) -> None:
     source_reports(drop, "x")
     bundle = export(drop, tmp_path)
-    _delete_secret_key(desk.ws, desk.ws.team_fingerprint())
+    _delete_secret_key(station.ws, station.ws.team_fingerprint())
     with pytest.raises(SecretKeyMissingError, match="secret part of the team key"):
-        importing.import_bundle(desk.ws, ADMIN, bundle)
-    assert _counts(desk.ws)[:3] == (0, 0, 0)
+        importing.import_bundle(station.ws, ADMIN, bundle)
+    assert _counts(station.ws)[:3] == (0, 0, 0)
 
 
-def test_a_locked_team_key_asks_for_its_passphrase(desk: Desk, drop: Drop, tmp_path: Path) -> None:
+def test_a_locked_team_key_asks_for_its_passphrase(
+    station: Station, drop: Drop, tmp_path: Path
+) -> None:
     source_reports(drop, "locked away", files=[(b"abc", "a.txt")])
     bundle = export(drop, tmp_path)
-    home = str(desk.ws.settings.gpg_home)
-    fpr = desk.ws.team_fingerprint()
+    home = str(station.ws.settings.gpg_home)
+    fpr = station.ws.team_fingerprint()
     # Give the team key a passphrase, as a careful team would.
     _protect(home, fpr, "team passphrase")
     with pytest.raises(SecretKeyLockedError, match="passphrase"):
-        importing.import_bundle(desk.ws, ADMIN, bundle)
+        importing.import_bundle(station.ws, ADMIN, bundle)
     with pytest.raises(SecretKeyLockedError):
-        importing.import_bundle(desk.ws, ADMIN, bundle, passphrase="wrong one")
-    assert _counts(desk.ws)[:3] == (0, 0, 0)
-    result = importing.import_bundle(desk.ws, ADMIN, bundle, passphrase="team passphrase")
+        importing.import_bundle(station.ws, ADMIN, bundle, passphrase="wrong one")
+    assert _counts(station.ws)[:3] == (0, 0, 0)
+    result = importing.import_bundle(station.ws, ADMIN, bundle, passphrase="team passphrase")
     assert (result.reports, result.files) == (1, 1)
 
 

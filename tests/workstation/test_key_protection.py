@@ -16,16 +16,16 @@ from securedrop_wm.workstation import importing
 from securedrop_wm.workstation.errors import SecretKeyLockedError
 from securedrop_wm.workstation.models import AuditEvent
 from securedrop_wm.workstation.services import open_workstation
-from tests.workstation.fixtures import ADMIN, Desk, export, source_reports
+from tests.workstation.fixtures import ADMIN, Station, export, source_reports
 
 PASSPHRASE = "our team's long passphrase"
 # The drop server's count, which a human passphrase must never get again.
 SERVER_COUNT = 65536
 
 
-def test_a_team_key_made_with_a_passphrase_gets_the_calibrated_count(desk: Desk) -> None:
+def test_a_team_key_made_with_a_passphrase_gets_the_calibrated_count(station: Station) -> None:
     # Given the workstation's own GnuPG home (as first-run setup uses it)
-    gpg = desk.ws.gpg
+    gpg = station.ws.gpg
     # When a team key is made with a passphrase a person chose
     fingerprint = gpg.create_key("securedrop-wm response team", PASSPHRASE)
     # Then its key files (primary key and subkey) hold at least the agent's calibration
@@ -37,14 +37,14 @@ def test_a_team_key_made_with_a_passphrase_gets_the_calibrated_count(desk: Desk)
 
 
 def test_a_weak_key_of_an_older_workstation_is_protected_again_at_its_next_unlock(
-    desk: Desk, drop: Drop, tmp_path: Path
+    station: Station, drop: Drop, tmp_path: Path
 ) -> None:
     # Given a workstation set up before the fix: its agent ran with "s2k-count 65536"
     # and the team key got its passphrase then
-    settings = desk.ws.settings
+    settings = station.ws.settings
     home = settings.gpg_home
-    fingerprint = desk.ws.team_fingerprint()
-    desk.ws.close()
+    fingerprint = station.ws.team_fingerprint()
+    station.ws.close()
     conf = home / "gpg-agent.conf"
     conf.write_text(conf.read_text() + f"s2k-count {SERVER_COUNT}\n")
     # An agent still running from the setup would protect with its own count: stop it
@@ -62,7 +62,7 @@ def test_a_weak_key_of_an_older_workstation_is_protected_again_at_its_next_unloc
 
     # When the updated workstation starts and the team key is unlocked for an import
     ws = open_workstation(settings)
-    ws.now = desk.clock
+    ws.now = station.clock
     try:
         assert ws.gpg.s2k_counts(fingerprint) == [SERVER_COUNT, SERVER_COUNT]
         with pytest.raises(SecretKeyLockedError):

@@ -30,16 +30,16 @@ from securedrop_wm.workstation.errors import CaseError, PermissionDeniedError
 from securedrop_wm.workstation.models import Account, AuditEvent, Case
 from tests.conftest import csrf_token
 from tests.live import free_port
-from tests.workstation.fixtures import ADMIN, Desk, export, login, source_reports
+from tests.workstation.fixtures import ADMIN, Station, export, login, source_reports
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs/workstation.md"
 
 
-def _closed_case(desk: Desk, drop: Drop, folder: Path, text: str = "close me") -> int:
+def _closed_case(station: Station, drop: Drop, folder: Path, text: str = "close me") -> int:
     """Import one report with a file, close its case, and let its acknowledgements leave
     (so only retention and a hold decide its fate); returns its id."""
-    ws = desk.ws
+    ws = station.ws
     source_reports(drop, text, files=[(b"evidence file", "f.txt")])
     importing.import_bundle(ws, ADMIN, export(drop, folder, f"{text.replace(' ', '-')}.tar"))
     case_id = max(r.case.id for r in cases.list_cases(ws, cases.CaseFilter()))
@@ -48,25 +48,25 @@ def _closed_case(desk: Desk, drop: Drop, folder: Path, text: str = "close me") -
     return case_id
 
 
-def _account(desk: Desk, name: str = ADMIN) -> Account:
-    with desk.ws.sessions() as db:
+def _account(station: Station, name: str = ADMIN) -> Account:
+    with station.ws.sessions() as db:
         found = db.scalar(select(Account).where(Account.username == name))
     assert found is not None
     return found
 
 
-def _exists(desk: Desk, case_id: int) -> bool:
-    with desk.ws.sessions() as db:
+def _exists(station: Station, case_id: int) -> bool:
+    with station.ws.sessions() as db:
         return db.get(Case, case_id) is not None
 
 
 def test_a_held_case_survives_purges_and_goes_after_release(
-    desk: Desk, drop: Drop, tmp_path: Path
+    station: Station, drop: Drop, tmp_path: Path
 ) -> None:
-    ws = desk.ws
-    case_id = _closed_case(desk, drop, tmp_path)
+    ws = station.ws
+    case_id = _closed_case(station, drop, tmp_path)
     accounts.add_account(ws, ADMIN, "rita", "another long passphrase here", admin=False)
-    rita, admin = _account(desk, "rita"), _account(desk)
+    rita, admin = _account(station, "rita"), _account(station)
     with pytest.raises(CaseError, match="reason"):
         retention.place_hold(ws, rita, case_id, "   ")
     with pytest.raises(CaseError, match="too long"):
@@ -75,7 +75,7 @@ def test_a_held_case_survives_purges_and_goes_after_release(
     retention.place_hold(ws, rita, case_id, "Subpoena 2026-17: keep everything")
     with pytest.raises(CaseError, match="already"):
         retention.place_hold(ws, admin, case_id, "again")
-    desk.clock.advance(days=ws.settings.retention_days + 1)
+    station.clock.advance(days=ws.settings.retention_days + 1)
     (due,) = retention.retention_schedule(ws)
     assert due.legal_hold and not due.due and due.overdue
     assert due.hold_reason == "Subpoena 2026-17: keep everything"
@@ -86,7 +86,7 @@ def test_a_held_case_survives_purges_and_goes_after_release(
     assert retention.PurgeSchedule(ws).run_once() == []
     result = CliRunner().invoke(ws_cli, ["purge", "--config", str(ws.settings.config_path)])
     assert result.exit_code == 0 and "purged 0 case(s)" in result.output
-    assert _exists(desk, case_id) and sorted(ws.settings.files_dir.iterdir()) == files
+    assert _exists(station, case_id) and sorted(ws.settings.files_dir.iterdir()) == files
     # Only an admin releases it, with a reason.
     with pytest.raises(PermissionDeniedError):
         retention.release_hold(ws, rita, case_id, "done")
@@ -98,7 +98,7 @@ def test_a_held_case_survives_purges_and_goes_after_release(
     (due,) = retention.retention_schedule(ws)
     assert due.due and not due.legal_hold
     assert retention.purge_due(ws, ADMIN) == [due.designation]
-    assert not _exists(desk, case_id) and list(ws.settings.files_dir.iterdir()) == []
+    assert not _exists(station, case_id) and list(ws.settings.files_dir.iterdir()) == []
     # The log has both, with their reasons, and still verifies (also from the CLI).
     with ws.sessions() as db:
         events = db.scalars(select(AuditEvent).where(AuditEvent.case_id == case_id)).all()
@@ -118,20 +118,20 @@ def test_a_held_case_survives_purges_and_goes_after_release(
 
 
 def test_a_hold_placed_after_the_schedule_was_read_still_wins(
-    desk: Desk, drop: Drop, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    station: Station, drop: Drop, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """purge_due checks each case again in the transaction that deletes it. The race (a
     hold placed between reading the schedule and deleting) cannot be timed for real: the
     schedule purge_due reads is replaced by one read before the hold, and the test says so."""
-    ws = desk.ws
-    case_id = _closed_case(desk, drop, tmp_path)
-    desk.clock.advance(days=ws.settings.retention_days + 1)
+    ws = station.ws
+    case_id = _closed_case(station, drop, tmp_path)
+    station.clock.advance(days=ws.settings.retention_days + 1)
     read_early = retention.retention_schedule(ws, horizon_days=0)
     assert read_early[0].due
-    retention.place_hold(ws, _account(desk), case_id, "late hold")
+    retention.place_hold(ws, _account(station), case_id, "late hold")
     monkeypatch.setattr(retention, "retention_schedule", lambda ws, horizon_days=14: read_early)
     assert retention.purge_due(ws, ADMIN) == []
-    assert _exists(desk, case_id)
+    assert _exists(station, case_id)
 
 
 def _post(client: FlaskClient, url: str, page: str, **data: str) -> str:
@@ -141,24 +141,24 @@ def _post(client: FlaskClient, url: str, page: str, **data: str) -> str:
 
 
 def test_the_pages_show_the_hold_dates_that_mean_what_they_say_and_ask_twice(
-    desk: Desk, drop: Drop, tmp_path: Path, ws_client: FlaskClient
+    station: Station, drop: Drop, tmp_path: Path, ws_client: FlaskClient
 ) -> None:
-    ws = desk.ws
+    ws = station.ws
     days = ws.settings.retention_days
-    held = _closed_case(desk, drop, tmp_path, "held case")
-    desk.clock.advance(days=days - 3)
-    soon = _closed_case(desk, drop, tmp_path, "soon")
-    desk.clock.advance(days=2)
-    later = _closed_case(desk, drop, tmp_path, "later")
-    desk.clock.advance(days=days - 1)  # held and soon: period over; later: one day to go
-    login(ws_client, desk)
+    held = _closed_case(station, drop, tmp_path, "held case")
+    station.clock.advance(days=days - 3)
+    soon = _closed_case(station, drop, tmp_path, "soon")
+    station.clock.advance(days=2)
+    later = _closed_case(station, drop, tmp_path, "later")
+    station.clock.advance(days=days - 1)  # held and soon: period over; later: one day to go
+    login(ws_client, station)
     page = ws_client.get(f"/cases/{held}").text
     assert "Not on legal hold" in page
     page = _post(ws_client, f"/cases/{held}/hold", page, reason="Court order <b>42</b>")
     assert "Legal hold placed." in page and "ON LEGAL HOLD" in page
     assert "Court order &lt;b&gt;42&lt;/b&gt;" in page  # said in text (escaped), not colour
     rows = _rows(ws_client.get("/retention").text)
-    name = {c: _designation(desk, c) for c in (held, soon, later)}
+    name = {c: _designation(station, c) for c in (held, soon, later)}
     assert "not purged: on legal hold" in rows[name[held]]
     assert "ON LEGAL HOLD" in rows[name[held]] and "Court order" in rows[name[held]]
     assert "overdue: purged at the next run" in rows[name[soon]]
@@ -175,14 +175,16 @@ def test_the_pages_show_the_hold_dates_that_mean_what_they_say_and_ask_twice(
     assert going is not None and name[soon] in going.group(1)
     assert name[held] not in going.group(1) and name[later] not in going.group(1)
     refused = _post(ws_client, "/retention/purge", confirm)
-    assert "Nothing was purged" in refused and _exists(desk, soon)
+    assert "Nothing was purged" in refused and _exists(station, soon)
     done = _post(ws_client, "/retention/purge", confirm, confirm="yes")
     assert "1 closed case(s) purged." in done
-    assert not _exists(desk, soon) and _exists(desk, held) and _exists(desk, later)
+    assert not _exists(station, soon) and _exists(station, held) and _exists(station, later)
     # A responder who is not an admin may place a hold but not release one, nor purge.
     made = accounts.add_account(ws, ADMIN, "rita", "another long passphrase here", admin=False)
     ws_client.post("/logout", data={"csrf_token": csrf_token(done)})
-    login(ws_client, desk, "rita", password="another long passphrase here", secret=made.totp_secret)
+    login(
+        ws_client, station, "rita", password="another long passphrase here", secret=made.totp_secret
+    )
     page = ws_client.get(f"/cases/{held}").text
     assert "Only an admin may release a legal hold." in page
     page = _post(ws_client, f"/cases/{held}/hold/release", page, reason="me")
@@ -192,8 +194,8 @@ def test_the_pages_show_the_hold_dates_that_mean_what_they_say_and_ask_twice(
     assert ws_client.get("/retention/purge").status_code == 403
 
 
-def _designation(desk: Desk, case_id: int) -> str:
-    with desk.ws.sessions() as db:
+def _designation(station: Station, case_id: int) -> str:
+    with station.ws.sessions() as db:
         case = db.get(Case, case_id)
         assert case is not None
         return case.designation
@@ -218,10 +220,10 @@ def _rows(page: str) -> dict[str, str]:
 
 
 @contextmanager
-def _serving(desk: Desk, log: Path, **settings: str) -> Iterator[subprocess.Popen[bytes]]:
+def _serving(station: Station, log: Path, **settings: str) -> Iterator[subprocess.Popen[bytes]]:
     """``securedrop-wm workstation serve`` on a free port, with ``SDWM_WS_*`` settings."""
     env = {**os.environ, **{f"SDWM_WS_{k.upper()}": v for k, v in settings.items()}}
-    config = desk.ws.settings.config_path
+    config = station.ws.settings.config_path
     with log.open("ab") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "securedrop_wm.workstation", "serve"]
@@ -243,17 +245,17 @@ def _serving(desk: Desk, log: Path, **settings: str) -> Iterator[subprocess.Pope
 
 
 def _wait_until_gone(
-    desk: Desk, process: subprocess.Popen[bytes], case_id: int, seconds: float, log: Path
+    station: Station, process: subprocess.Popen[bytes], case_id: int, seconds: float, log: Path
 ) -> None:
     deadline = time.monotonic() + seconds
-    while _exists(desk, case_id):
+    while _exists(station, case_id):
         assert process.poll() is None, log.read_text()
         assert time.monotonic() < deadline, f"not purged in {seconds} s: {log.read_text()}"
         time.sleep(0.2)
 
 
-def _purged_by_scheduler(desk: Desk, case_id: int) -> bool:
-    with desk.ws.sessions() as db:
+def _purged_by_scheduler(station: Station, case_id: int) -> bool:
+    with station.ws.sessions() as db:
         return (
             db.scalar(
                 select(AuditEvent).where(
@@ -267,39 +269,39 @@ def _purged_by_scheduler(desk: Desk, case_id: int) -> bool:
 
 
 def test_serve_purges_what_is_due_at_start_without_any_request(
-    desk: Desk, drop: Drop, tmp_path: Path
+    station: Station, drop: Drop, tmp_path: Path
 ) -> None:
     # Closed two days ago in real time (the server has the real clock), kept one day.
-    desk.clock.advance(days=-2)
-    due = _closed_case(desk, drop, tmp_path, "due")
-    held = _closed_case(desk, drop, tmp_path, "held")
-    retention.place_hold(desk.ws, _account(desk), held, "litigation")
+    station.clock.advance(days=-2)
+    due = _closed_case(station, drop, tmp_path, "due")
+    held = _closed_case(station, drop, tmp_path, "held")
+    retention.place_hold(station.ws, _account(station), held, "litigation")
     log = tmp_path / "serve.out"
-    with _serving(desk, log, retention_days="1") as process:
-        _wait_until_gone(desk, process, due, 30, log)
-    assert _purged_by_scheduler(desk, due)
-    assert _exists(desk, held)
-    with desk.ws.sessions() as db:
+    with _serving(station, log, retention_days="1") as process:
+        _wait_until_gone(station, process, due, 30, log)
+    assert _purged_by_scheduler(station, due)
+    assert _exists(station, held)
+    with station.ws.sessions() as db:
         assert audit.verify_log(db) > 0
 
 
 @pytest.mark.slow
-def test_serve_purges_again_every_interval(desk: Desk, drop: Drop, tmp_path: Path) -> None:
+def test_serve_purges_again_every_interval(station: Station, drop: Drop, tmp_path: Path) -> None:
     """A case that falls due while the workstation runs goes at the next run (1 minute)."""
-    desk.clock.advance(days=-2)
-    case_id = _closed_case(desk, drop, tmp_path, "falls due")
-    cases.set_status(desk.ws, ADMIN, case_id, "in_progress")  # open while serve starts
+    station.clock.advance(days=-2)
+    case_id = _closed_case(station, drop, tmp_path, "falls due")
+    cases.set_status(station.ws, ADMIN, case_id, "in_progress")  # open while serve starts
     log = tmp_path / "serve.out"
-    with _serving(desk, log, retention_days="1", purge_interval_minutes="1") as process:
+    with _serving(station, log, retention_days="1", purge_interval_minutes="1") as process:
         time.sleep(3)  # the start-up run has passed
-        assert _exists(desk, case_id)
-        cases.set_status(desk.ws, ADMIN, case_id, "closed")  # closed two days ago
-        _wait_until_gone(desk, process, case_id, 90, log)
-    assert _purged_by_scheduler(desk, case_id)
+        assert _exists(station, case_id)
+        cases.set_status(station.ws, ADMIN, case_id, "closed")  # closed two days ago
+        _wait_until_gone(station, process, case_id, 90, log)
+    assert _purged_by_scheduler(station, case_id)
 
 
-def test_no_schedule_runs_when_the_interval_is_zero(desk: Desk) -> None:
-    schedule = retention.PurgeSchedule(desk.ws)
+def test_no_schedule_runs_when_the_interval_is_zero(station: Station) -> None:
+    schedule = retention.PurgeSchedule(station.ws)
     schedule.interval = 0
     schedule.start()
     assert schedule.runs == 0 and schedule._thread is None

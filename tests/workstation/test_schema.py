@@ -17,7 +17,7 @@ from securedrop_wm.workstation.db import migrate
 from securedrop_wm.workstation.errors import AuditChainError
 from securedrop_wm.workstation.models import Base
 from securedrop_wm.workstation.services import Workstation
-from tests.workstation.fixtures import Desk
+from tests.workstation.fixtures import Station
 
 
 def test_migrations_and_models_agree(tmp_path: Path) -> None:
@@ -56,8 +56,8 @@ def test_an_edit_behind_the_triggers_back_is_detected(ws: Workstation) -> None:
         audit.verify_chain(db)
 
 
-def test_a_dropped_or_disarmed_trigger_makes_the_log_not_intact(desk: Desk) -> None:
-    ws = desk.ws
+def test_a_dropped_or_disarmed_trigger_makes_the_log_not_intact(station: Station) -> None:
+    ws = station.ws
     verify = ["verify-audit", "--config", str(ws.settings.config_path)]
     intact = CliRunner().invoke(ws_cli, verify)
     assert intact.exit_code == 0 and "audit log intact" in intact.output

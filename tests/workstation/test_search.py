@@ -15,7 +15,7 @@ from securedrop_wm.drop import Drop
 from securedrop_wm.workstation import cases, importing, replies, retention, search
 from securedrop_wm.workstation.db import alembic_config, migrate
 from securedrop_wm.workstation.services import Workstation
-from tests.workstation.fixtures import ADMIN, Desk, export, source_reports
+from tests.workstation.fixtures import ADMIN, Station, export, source_reports
 
 HARASSER = "User:Harasser_77"
 DIFF = "https://en.wikipedia.org/w/index.php?diff=1234567&oldid=7654321"
@@ -25,39 +25,41 @@ def _case_ids(ws: Workstation) -> list[int]:
     return sorted(r.case.id for r in cases.list_cases(ws, cases.CaseFilter(include_closed=True)))
 
 
-def _repeat_harasser(desk: Desk, drop: Drop, tmp_path: Path) -> tuple[int, int, int]:
+def _repeat_harasser(station: Station, drop: Drop, tmp_path: Path) -> tuple[int, int, int]:
     """Two sources name the same account and diff; a third case does not; a responder
     notes the username on the third. Returns the three case ids."""
     source_reports(drop, f"{HARASSER} keeps reverting me and posted my address.")
     source_reports(drop, "Threats on my talk page.", links=f"{DIFF}\nsee also {HARASSER}")
     source_reports(drop, "Someone else entirely.", category="legal")
-    importing.import_bundle(desk.ws, ADMIN, export(drop, tmp_path))
-    first, second, third = _case_ids(desk.ws)
-    cases.add_note(desk.ws, ADMIN, third, f"Same pattern as {HARASSER}? Check.")
-    cases.add_note(desk.ws, ADMIN, first, f"Diff: {DIFF}")
+    importing.import_bundle(station.ws, ADMIN, export(drop, tmp_path))
+    first, second, third = _case_ids(station.ws)
+    cases.add_note(station.ws, ADMIN, third, f"Same pattern as {HARASSER}? Check.")
+    cases.add_note(station.ws, ADMIN, first, f"Diff: {DIFF}")
     return first, second, third
 
 
-def test_a_repeat_harasser_is_found_across_cases(desk: Desk, drop: Drop, tmp_path: Path) -> None:
-    first, second, third = _repeat_harasser(desk, drop, tmp_path)
-    found = search.search(desk.ws, HARASSER)
+def test_a_repeat_harasser_is_found_across_cases(
+    station: Station, drop: Drop, tmp_path: Path
+) -> None:
+    first, second, third = _repeat_harasser(station, drop, tmp_path)
+    found = search.search(station.ws, HARASSER)
     assert {c for c, _ in found.cases} == {first, second, third}
     kinds = {(h.case_id, h.kind) for h in found.hits}
     assert kinds == {(first, "text"), (second, "links"), (third, "note")}
     hit = next(h for h in found.hits if h.kind == "text")
     assert hit.parts[0] == ("User:Harasser_77", True)
     # The diff URL: in one case's links and the other's note, not in the third case.
-    by_diff = search.search(desk.ws, DIFF)
+    by_diff = search.search(station.ws, DIFF)
     assert {(h.case_id, h.kind) for h in by_diff.hits} == {(second, "links"), (first, "note")}
     # Every word must occur: the username and a word only the first case has.
-    assert {c for c, _ in search.search(desk.ws, "harasser_77 address").cases} == {first}
-    assert search.search(desk.ws, "nowhere-to-be-found").hits == []
+    assert {c for c, _ in search.search(station.ws, "harasser_77 address").cases} == {first}
+    assert search.search(station.ws, "nowhere-to-be-found").hits == []
 
 
 def test_the_index_follows_labels_notes_replies_and_files(
-    desk: Desk, drop: Drop, tmp_path: Path
+    station: Station, drop: Drop, tmp_path: Path
 ) -> None:
-    ws = desk.ws
+    ws = station.ws
     with ws.sessions() as db:
         assert search.missing_triggers(db) == []
     source_reports(drop, "Nothing special.", files=[(b"%PDF-1.4", "ransom-letter.pdf")])
@@ -79,18 +81,18 @@ def test_the_index_follows_labels_notes_replies_and_files(
     assert [h.kind for h in search.search(ws, "ransom letter").hits] == ["file"]
 
 
-def test_query_syntax_is_never_an_operator(desk: Desk, drop: Drop, tmp_path: Path) -> None:
+def test_query_syntax_is_never_an_operator(station: Station, drop: Drop, tmp_path: Path) -> None:
     source_reports(drop, "foo bar x")
-    importing.import_bundle(desk.ws, ADMIN, export(drop, tmp_path))
+    importing.import_bundle(station.ws, ADMIN, export(drop, tmp_path))
     # Each term is a plain string to find, never an operator: as FTS5 syntax these would
     # be errors ('NEAR(" OR', "foo AND"), a column filter finding "foo" ("body:foo"), or
     # a prefix query; as strings, none of them is in the report.
     for typed in ('NEAR(" OR', "foo AND", "body:foo", '"unbalanced', "a OR b NOT c", "fo*"):
-        assert search.search(desk.ws, typed).hits == [], typed
-    assert len(search.search(desk.ws, 'foo "bar x"').hits) == 1
+        assert search.search(station.ws, typed).hits == [], typed
+    assert len(search.search(station.ws, 'foo "bar x"').hits) == 1
     for nothing in ("*", '""', "- ^"):
         with pytest.raises(search.SearchError, match=search.EMPTY_QUERY):
-            search.search(desk.ws, nothing)
+            search.search(station.ws, nothing)
 
 
 def test_the_query_quotes_every_term() -> None:
@@ -120,9 +122,9 @@ def _files_contain(ws: Workstation, word: str) -> list[str]:
 
 
 def test_a_purged_case_leaves_no_word_in_the_database_files(
-    desk: Desk, drop: Drop, tmp_path: Path
+    station: Station, drop: Drop, tmp_path: Path
 ) -> None:
-    ws = desk.ws
+    ws = station.ws
     word, kept = "Quixotryllium", "Keepwordium"
     source_reports(drop, f"The {word} account doxxed me.", links=f"https://x.org/{word}")
     source_reports(drop, f"A case that stays: {kept}.")
@@ -139,7 +141,7 @@ def test_a_purged_case_leaves_no_word_in_the_database_files(
         in_index = db.execute(text("SELECT block FROM search_index_data")).scalars().all()
     assert any(word.lower()[4:].encode() in block for block in in_index)
     assert _files_contain(ws, word)  # the grep finds what is there
-    desk.clock.advance(days=ws.settings.retention_days + 1)
+    station.clock.advance(days=ws.settings.retention_days + 1)
     assert len(retention.purge_due(ws, ADMIN)) == 1
     assert _case_ids(ws) == [kept_id]
     assert _files_contain(ws, word) == []

@@ -12,22 +12,22 @@ from securedrop_wm.drop import Drop
 from securedrop_wm.workstation import accounts, cases, importing, replies, thread
 from securedrop_wm.workstation.errors import CaseError
 from securedrop_wm.workstation.models import Account
-from tests.workstation.fixtures import ADMIN, Desk, export, source_reports
+from tests.workstation.fixtures import ADMIN, Station, export, source_reports
 
 
-def _responder(desk: Desk, name: str = "rosa") -> int:
-    with desk.ws.write() as db:
+def _responder(station: Station, name: str = "rosa") -> int:
+    with station.ws.write() as db:
         password = f"{name}'s own password"
-        return accounts.create_account(desk.ws, db, ADMIN, name, password, admin=False).id
+        return accounts.create_account(station.ws, db, ADMIN, name, password, admin=False).id
 
 
-def _account_id(desk: Desk, name: str) -> int:
-    with desk.ws.sessions() as db:
+def _account_id(station: Station, name: str) -> int:
+    with station.ws.sessions() as db:
         return db.scalars(select(Account.id).where(Account.username == name)).one()
 
 
-def _entries(desk: Desk, case_id: int) -> list[thread.Entry]:
-    with desk.ws.sessions() as db:
+def _entries(station: Station, case_id: int) -> list[thread.Entry]:
+    with station.ws.sessions() as db:
         return thread.build_thread(db, cases.get_case(db, case_id))
 
 
@@ -41,27 +41,27 @@ def _describe(entry: thread.Entry) -> tuple[str, str]:
     return (entry.kind, f"{entry.actor}: {entry.old} -> {entry.new}")
 
 
-def test_one_thread_in_time_order(desk: Desk, drop: Drop, tmp_path: Path) -> None:
-    ws = desk.ws
-    rosa = _responder(desk)
+def test_one_thread_in_time_order(station: Station, drop: Drop, tmp_path: Path) -> None:
+    ws = station.ws
+    rosa = _responder(station)
     source = source_reports(drop, "They posted my home address.")
     importing.import_bundle(ws, ADMIN, export(drop, tmp_path, "one.tar"))
     (case_id,) = [r.case.id for r in cases.list_cases(ws, cases.CaseFilter())]
-    desk.clock.advance(minutes=5)
+    station.clock.advance(minutes=5)
     cases.set_status(ws, ADMIN, case_id, "triaged")
-    desk.clock.advance(minutes=5)
+    station.clock.advance(minutes=5)
     cases.assign(ws, ADMIN, case_id, rosa, "Rosa: she speaks Arabic; call the legal team.")
-    desk.clock.advance(minutes=5)
+    station.clock.advance(minutes=5)
     replies.queue_reply(ws, "rosa", case_id, "We read your report.")
     replies.export_reply_bundle(ws, "rosa")
-    desk.clock.advance(minutes=5)
+    station.clock.advance(minutes=5)
     cases.add_note(ws, "rosa", case_id, "Waiting for screenshots.")
-    desk.clock.advance(minutes=5)
+    station.clock.advance(minutes=5)
     source_reports(drop, "Here are the screenshots.", login=source, urgency="urgent")
     importing.import_bundle(ws, ADMIN, export(drop, tmp_path, "two.tar"))
-    desk.clock.advance(minutes=5)
+    station.clock.advance(minutes=5)
     replies.queue_reply(ws, "rosa", case_id, "Thank you.")
-    assert [_describe(e) for e in _entries(desk, case_id)] == [
+    assert [_describe(e) for e in _entries(station, case_id)] == [
         ("report", "They posted my home address."),
         ("status", f"{ADMIN}: new -> triaged"),
         ("assign", f"{ADMIN}:  -> rosa"),
@@ -71,49 +71,51 @@ def test_one_thread_in_time_order(desk: Desk, drop: Drop, tmp_path: Path) -> Non
         ("report", "Here are the screenshots."),
         ("reply", "Thank you. [queued]"),
     ]
-    first, follow_up = [e for e in _entries(desk, case_id) if isinstance(e, thread.ReportEntry)]
+    first, follow_up = [e for e in _entries(station, case_id) if isinstance(e, thread.ReportEntry)]
     assert first.first and not follow_up.first
     # Unassigning is in the thread too; an empty handover note adds no note.
     cases.assign(ws, "rosa", case_id, None, "   ")
-    last = _entries(desk, case_id)[-1]
+    last = _entries(station, case_id)[-1]
     assert _describe(last) == ("assign", "rosa:  -> nobody")
     with pytest.raises(CaseError, match="at most"):
         cases.assign(ws, ADMIN, case_id, rosa, "x" * (cases.MAX_NOTE_CHARS + 1))
 
 
-def _unread(desk: Desk, reader: int) -> set[int]:
-    rows = cases.list_cases(desk.ws, cases.CaseFilter(unread_only=True), reader=reader)
+def _unread(station: Station, reader: int) -> set[int]:
+    rows = cases.list_cases(station.ws, cases.CaseFilter(unread_only=True), reader=reader)
     return {r.case.id for r in rows}
 
 
-def test_each_responder_has_their_own_read_state(desk: Desk, drop: Drop, tmp_path: Path) -> None:
-    ws = desk.ws
-    rosa, admin = _responder(desk), _account_id(desk, ADMIN)
+def test_each_responder_has_their_own_read_state(
+    station: Station, drop: Drop, tmp_path: Path
+) -> None:
+    ws = station.ws
+    rosa, admin = _responder(station), _account_id(station, ADMIN)
     source = source_reports(drop, "first")
     source_reports(drop, "other case")
     importing.import_bundle(ws, ADMIN, export(drop, tmp_path, "one.tar"))
     one, two = sorted(r.case.id for r in cases.list_cases(ws, cases.CaseFilter()))
-    assert _unread(desk, admin) == _unread(desk, rosa) == {one, two}
+    assert _unread(station, admin) == _unread(station, rosa) == {one, two}
     cases.read_case(ws, ADMIN, one)
-    assert _unread(desk, admin) == {two} and _unread(desk, rosa) == {one, two}
+    assert _unread(station, admin) == {two} and _unread(station, rosa) == {one, two}
     assert not cases.is_unread(ws, ADMIN, one) and cases.is_unread(ws, "rosa", one)
     cases.read_case(ws, "rosa", one)
     cases.read_case(ws, "rosa", two)
-    assert _unread(desk, rosa) == set()
+    assert _unread(station, rosa) == set()
     # "Mark unread" is rosa's alone.
     cases.mark_unread(ws, "rosa", two)
-    assert _unread(desk, rosa) == {two} and _unread(desk, admin) == {two}
+    assert _unread(station, rosa) == {two} and _unread(station, admin) == {two}
     cases.read_case(ws, ADMIN, two)
-    assert _unread(desk, admin) == set() and _unread(desk, rosa) == {two}
+    assert _unread(station, admin) == set() and _unread(station, rosa) == {two}
     # A follow-up makes the case unread again for everyone who had read it.
     source_reports(drop, "follow-up", login=source)
     importing.import_bundle(ws, ADMIN, export(drop, tmp_path, "two.tar"))
-    assert _unread(desk, admin) == {one} and _unread(desk, rosa) == {one, two}
+    assert _unread(station, admin) == {one} and _unread(station, rosa) == {one, two}
 
 
-def test_my_cases_are_those_assigned_to_me(desk: Desk, drop: Drop, tmp_path: Path) -> None:
-    ws = desk.ws
-    rosa = _responder(desk)
+def test_my_cases_are_those_assigned_to_me(station: Station, drop: Drop, tmp_path: Path) -> None:
+    ws = station.ws
+    rosa = _responder(station)
     source_reports(drop, "a")
     source_reports(drop, "b")
     importing.import_bundle(ws, ADMIN, export(drop, tmp_path))

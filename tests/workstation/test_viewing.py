@@ -22,7 +22,7 @@ from securedrop_wm.workstation import cases, importing, replies, retention, view
 from securedrop_wm.workstation.models import Submission
 from securedrop_wm.workstation.sandbox import Limits, Sandbox
 from securedrop_wm.workstation.services import Workstation
-from tests.workstation.fixtures import ADMIN, Desk, export, source_reports
+from tests.workstation.fixtures import ADMIN, Station, export, source_reports
 
 AUTHOR = "Jane Secret-Author"
 
@@ -111,11 +111,13 @@ def polyglot() -> bytes:
     return photo_with_gps() + archive.getvalue()
 
 
-def import_files(desk: Desk, drop: Drop, tmp_path: Path, files: dict[str, bytes]) -> dict[str, str]:
+def import_files(
+    station: Station, drop: Drop, tmp_path: Path, files: dict[str, bytes]
+) -> dict[str, str]:
     """Send ``files`` in one report, import the export bundle; their uuids by name."""
     source_reports(drop, "Files attached.", files=[(data, name) for name, data in files.items()])
-    importing.import_bundle(desk.ws, ADMIN, export(drop, tmp_path))
-    with desk.ws.sessions() as db:
+    importing.import_bundle(station.ws, ADMIN, export(drop, tmp_path))
+    with station.ws.sessions() as db:
         subs = db.scalars(select(Submission).where(Submission.kind == "file")).all()
         return {s.filename: s.uuid for s in subs}
 
@@ -127,9 +129,11 @@ def stored_metadata(ws: Workstation, uuid: str) -> str:
         return sub.metadata_json
 
 
-def test_metadata_is_read_on_first_view_and_stored(desk: Desk, drop: Drop, tmp_path: Path) -> None:
-    ws = desk.ws
-    uuids = import_files(desk, drop, tmp_path, {"house.jpg": photo_with_gps(),
+def test_metadata_is_read_on_first_view_and_stored(
+    station: Station, drop: Drop, tmp_path: Path
+) -> None:
+    ws = station.ws
+    uuids = import_files(station, drop, tmp_path, {"house.jpg": photo_with_gps(),
                                                 "blob.bin": b"\x00\xff" * 5000})  # fmt: skip
     assert stored_metadata(ws, uuids["house.jpg"]) == ""  # import parses nothing
     photo = viewing.view_file(ws, uuids["house.jpg"])
@@ -147,9 +151,9 @@ def test_metadata_is_read_on_first_view_and_stored(desk: Desk, drop: Drop, tmp_p
         assert page.size == (40, 30)
 
 
-def test_clean_copies_carry_no_metadata(desk: Desk, drop: Drop, tmp_path: Path) -> None:
-    ws = desk.ws
-    uuids = import_files(desk, drop, tmp_path, {"house.jpg": photo_with_gps(),
+def test_clean_copies_carry_no_metadata(station: Station, drop: Drop, tmp_path: Path) -> None:
+    ws = station.ws
+    uuids = import_files(station, drop, tmp_path, {"house.jpg": photo_with_gps(),
                                                 "doc.pdf": hostile_pdf()})  # fmt: skip
     path, suffix = viewing.clean_copy(ws, ADMIN, uuids["house.jpg"])
     data = path.read_bytes()
@@ -171,8 +175,8 @@ def test_clean_copies_carry_no_metadata(desk: Desk, drop: Drop, tmp_path: Path) 
     assert rendered.kind == "pdf" and len(rendered.pages) == 1 and "author" not in rendered.metadata
 
 
-def test_a_hostile_corpus_is_contained(desk: Desk, drop: Drop, tmp_path: Path) -> None:
-    ws = desk.ws
+def test_a_hostile_corpus_is_contained(station: Station, drop: Drop, tmp_path: Path) -> None:
+    ws = station.ws
     corpus = {
         "bomb.png": png_declaring(12_000, 12_000, 12_000),  # 144 Mpixels from ~150 kB
         "huge.png": png_declaring(65_535, 65_535, 1),
@@ -182,7 +186,7 @@ def test_a_hostile_corpus_is_contained(desk: Desk, drop: Drop, tmp_path: Path) -
         "polyglot.jpg": polyglot(),
         "page.html": b"<script>alert(1)</script><img src=x onerror=alert(2)> \xd8\xa7",
     }
-    uuids = import_files(desk, drop, tmp_path, corpus)
+    uuids = import_files(station, drop, tmp_path, corpus)
     started = time.monotonic()
     views = viewing.view_files(ws, [uuids[name] for name in corpus])
     assert time.monotonic() - started < 30
@@ -209,9 +213,11 @@ def test_a_hostile_corpus_is_contained(desk: Desk, drop: Drop, tmp_path: Path) -
     assert len(cases.list_cases(ws, cases.CaseFilter())) == 1
 
 
-def test_without_the_sandbox_nothing_is_parsed(desk: Desk, drop: Drop, tmp_path: Path) -> None:
-    ws = desk.ws
-    uuids = import_files(desk, drop, tmp_path, {"house.jpg": photo_with_gps()})
+def test_without_the_sandbox_nothing_is_parsed(
+    station: Station, drop: Drop, tmp_path: Path
+) -> None:
+    ws = station.ws
+    uuids = import_files(station, drop, tmp_path, {"house.jpg": photo_with_gps()})
     ws.sandbox = Sandbox(bwrap=str(tmp_path / "no-bwrap"))  # a real fault: no bubblewrap
     view = viewing.view_file(ws, uuids["house.jpg"])
     assert (view.problem, view.pages, view.metadata, view.clean) == ("unavailable", 0, {}, "")
@@ -251,25 +257,27 @@ def test_the_renderers_output_is_checked_strictly() -> None:
         viewing.parse_render(output(good, (2, 1, b"\x00" * 6)), 10)
 
 
-def test_purge_removes_previews_and_clean_copies(desk: Desk, drop: Drop, tmp_path: Path) -> None:
-    ws = desk.ws
-    uuids = import_files(desk, drop, tmp_path, {"house.jpg": photo_with_gps()})
+def test_purge_removes_previews_and_clean_copies(
+    station: Station, drop: Drop, tmp_path: Path
+) -> None:
+    ws = station.ws
+    uuids = import_files(station, drop, tmp_path, {"house.jpg": photo_with_gps()})
     viewing.view_file(ws, uuids["house.jpg"])
     previews = ws.settings.files_dir / "previews"
     assert [p.name for p in previews.iterdir()]  # page and clean copy are cached
     case_id = cases.list_cases(ws, cases.CaseFilter())[0].case.id
     cases.set_status(ws, ADMIN, case_id, "closed")
     replies.export_reply_bundle(ws, ADMIN)  # acknowledgements leave: nothing holds it
-    desk.clock.advance(days=ws.settings.retention_days + 1)
+    station.clock.advance(days=ws.settings.retention_days + 1)
     assert len(retention.purge_due(ws, ADMIN)) == 1
     assert list(previews.iterdir()) == []
 
 
 def test_a_render_that_takes_too_long_is_stopped_and_remembered(
-    desk: Desk, drop: Drop, tmp_path: Path
+    station: Station, drop: Drop, tmp_path: Path
 ) -> None:
-    ws = desk.ws
-    uuids = import_files(desk, drop, tmp_path, {"doc.pdf": hostile_pdf()})
+    ws = station.ws
+    uuids = import_files(station, drop, tmp_path, {"doc.pdf": hostile_pdf()})
     ws.sandbox = Sandbox(limits=Limits(wall_seconds=0.05))  # no renderer starts that fast
     started = time.monotonic()
     view = viewing.view_file(ws, uuids["doc.pdf"])
