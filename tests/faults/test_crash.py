@@ -33,6 +33,8 @@ from .disk import files_with, sha256_of, store_state
 
 KILLS = 50
 FULL_RESTART_EVERY = 10
+#: Every this many uploads, one goes through with no kill and must be accepted.
+CONTROL_EVERY = 5
 KIB = 1024
 
 
@@ -126,7 +128,7 @@ def test_sigkill_during_uploads_loses_and_leaks_nothing(
         assert codename
         while in_flight_kills < KILLS:
             attempts += 1
-            assert attempts < KILLS * 3, "too few kills landed while an upload was in flight"
+            assert attempts < KILLS * 4, "too few kills landed while an upload was in flight"
             # Given an upload of up to 3 MiB, and a kill due at a random byte of it or
             # shortly after its last byte (while the server encrypts, commits, answers)
             size = rng.randint(64 * KIB, 3 * 1024 * KIB)
@@ -135,6 +137,13 @@ def test_sigkill_during_uploads_loses_and_leaks_nothing(
             delay = rng.uniform(0, 0.15)
             text = f"report {attempts} {secrets.token_hex(8)} {marker.decode()}"
             file = RandomFile(f"proof-{attempts}.bin", size, marker)
+            if attempts % CONTROL_EVERY == 0:
+                # A control upload with no kill: whatever the machine's load (under load
+                # every kill can land before an answer), the restarted server takes it.
+                response = client.report(text, file)
+                assert accepted(response), response.status_code
+                sent_ok.append(Sent(text, {file.name: file.sha256}))
+                continue
             answered = threading.Event()
             killed: list[int] = []
             killer = threading.Thread(
