@@ -9,12 +9,12 @@ from __future__ import annotations
 import atheris
 
 with atheris.instrument_imports():
-    from securedrop_wm.codenames import available_languages, load_wordlist, parse_codename
+    from securedrop_wm.codenames import available_wordlists, load_wordlist, parse_codename
     from securedrop_wm.errors import CodenameError
 
 from fuzz.common import run
 
-LISTS = [load_wordlist(language).words for language in available_languages()]
+LISTS = [load_wordlist(language).words for language in available_wordlists()]
 
 
 def test(data: bytes) -> None:

@@ -10,6 +10,8 @@
 #                          machine, the test tools and the build backend (CI, run-local)
 # requirements/server.txt  what the internet-facing drop server runs (Ansible)
 # requirements/workstation.txt, requirements/transfer.txt  the other two machines
+# requirements/wordlists.txt  wordfreq, for scripts/build_wordlists.py only (never
+#                          installed on a machine of the drop; its own venv)
 # The smaller sets are resolved within test.txt, so one version of each package is
 # tested and deployed everywhere.
 set -euo pipefail
@@ -29,6 +31,8 @@ COMMON=(--quiet --generate-hashes --python-version 3.11
         --python-platform x86_64-unknown-linux-gnu
         --custom-compile-command "bash scripts/refresh-locks.sh")
 "$UV" pip compile "${COMMON[@]}" "${UPGRADE[@]}" requirements/tools.in -o requirements/tools.txt
+"$UV" pip compile "${COMMON[@]}" "${UPGRADE[@]}" requirements/wordlists.in \
+    -o requirements/wordlists.txt
 "$UV" pip compile "${COMMON[@]}" "${UPGRADE[@]}" --all-extras \
     pyproject.toml requirements/build.in -o requirements/test.txt
 within=(-c requirements/test.txt)
