@@ -168,8 +168,14 @@ def check_keys(
                 + " (names reserved for scripts and tests: docs/configuration.md)"
             )
         table = keys[name]
-        if table and isinstance(value, Mapping):
-            for sub in value:
+        if not table:
+            continue
+        # A table, or an array of tables (``[[desks]]``): each one's keys are checked.
+        tables = [value] if isinstance(value, Mapping) else value if isinstance(value, list) else []
+        for one in tables:
+            if not isinstance(one, Mapping):
+                continue
+            for sub in one:
                 if sub not in table:
                     known = [f"'{name}.{k}'" for k in table]
                     raise SettingsError(_unknown("setting", f"'{name}.{sub}'", known, where))

@@ -20,13 +20,14 @@ from sqlalchemy import select
 from .drop import Drop
 from .errors import SourceNotFoundError
 from .models import Reply, Report, Source
-from .receipts import Receipt, open_receipt
+from .receipts import Receipt, newest_sealed, open_receipt
 from .sources import (
     PendingFile,
     ReplyText,
     ReportFields,
     ReportReceipt,
     SourceLogin,
+    follow_up_desks,
     list_replies,
     submit_report,
 )
@@ -134,18 +135,12 @@ def load_thread(drop: Drop, login: SourceLogin, detail_limit: int = DETAIL_LIMIT
 def previous_category(drop: Drop, login: SourceLogin) -> str:
     """The category of the source's newest report whose receipt can be read, else
     "other": what a follow-up, sent without choosing one, is filed under."""
-    with drop.sessions() as db:
-        row = db.execute(
-            select(Report.receipt, Source.key_fingerprint)
-            .join(Source)
-            .where(Source.lookup_id == login.source_id, Report.receipt.is_not(None))
-            .order_by(Report.id.desc())
-            .limit(1)
-        ).first()
-    if row is None:
+    rows = newest_sealed(drop, login.source_id, 1)
+    if not rows:
         return Category.OTHER.value
+    sealed, fingerprint = rows[0]
     try:
-        receipt = open_receipt(drop, row.key_fingerprint, login.passphrase, row.receipt)
+        receipt = open_receipt(drop, fingerprint, login.passphrase, sealed)
     finally:
         drop.store.settle()
     if receipt is None or not Category.has(receipt.category):
@@ -159,10 +154,13 @@ def send_follow_up(
     text: str,
     urgency: str = Urgency.ROUTINE,
     files: Sequence[PendingFile] = (),
+    desks: Sequence[str] | None = None,
 ) -> ReportReceipt:
     """Store a message (and/or files) sent without the report form: a report filed
-    under the previous report's category, marked as a follow-up, encrypted to the same
-    team keys as every report.
+    under the previous report's category, marked as a follow-up, encrypted to the keys
+    of the desks the previous report went to (``desks``: those, as
+    :func:`follow_up_desks` gives them, which the files must be streamed to; None:
+    read from the receipts here).
 
     :raises ReportError: (or a subclass) as :func:`~securedrop_wm.sources.submit_report`.
     """
@@ -172,7 +170,7 @@ def send_follow_up(
         urgency=urgency or Urgency.ROUTINE,
         reply_language="",
     )
-    return submit_report(drop, login, fields, files, follow_up=True)
+    return submit_report(drop, login, fields, files, follow_up=True, desks=desks)
 
 
 __all__ = [
@@ -181,6 +179,7 @@ __all__ = [
     "SentReport",
     "Thread",
     "ThreadEntry",
+    "follow_up_desks",
     "load_thread",
     "previous_category",
     "report_status",

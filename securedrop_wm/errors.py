@@ -69,6 +69,11 @@ class ReportError(SecureDropError):
     """Raised when a report is refused (empty, too large, malformed); nothing is kept."""
 
 
+class UnknownDeskError(ReportError):
+    """Raised when a report names no configured desk (or none, where the drop has
+    several), or its files were encrypted to other desks than the report's."""
+
+
 class FileNameError(ReportError):
     """Raised when an attached file's name is refused; nothing of the file is kept.
 

@@ -243,8 +243,11 @@ class ServerKeys:
         self._forget([fingerprint])
         return Change(fingerprint, changed=True)
 
-    def _accept(self, data: str | bytes, purpose: Purpose) -> str:
+    def accept(self, data: str | bytes, purpose: Purpose) -> str:
+        """Import a public key fit for ``purpose`` (not one of the server's own)."""
         return accept_public_key(self.gpg, data, purpose, self.settings.signing_fingerprint)
+
+    _accept = accept
 
     def _require_not_workstation(self, fingerprint: str) -> str:
         if fingerprint == self.workstation():
@@ -255,6 +258,11 @@ class ServerKeys:
         return fingerprint
 
     def _write(self, changes: Mapping[str, str | Sequence[str]]) -> None:
+        if self._file_values().get("desks"):
+            raise SettingsError(
+                "this drop has desks: each desk has its own keys, set with "
+                "`securedrop-wm desk set-key DESK ...` (docs/server.md)"
+            )
         text = self.config_path.read_text()
         write_atomically(self.config_path, edit_config(text, changes))
 

@@ -1,6 +1,7 @@
 """Database models. The server keeps only what it must: no codename, no plaintext,
-dates coarsened to the day, sizes, a pending report's urgency level (forgotten when the
-workstation acknowledges it) and how many reports of each level ever arrived."""
+dates coarsened to the day, sizes, a pending report's urgency level and the desks it
+is for (both forgotten when the workstations acknowledge it) and how many reports of
+each level ever arrived at each desk."""
 
 from __future__ import annotations
 
@@ -98,6 +99,27 @@ class Submission(Base):
     acknowledged_day: Mapped[dt.date | None] = mapped_column(Date, default=None)
 
     report: Mapped[Report] = relationship(back_populates="submissions")
+    desks: Mapped[list[SubmissionDesk]] = relationship(
+        back_populates="submission", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class SubmissionDesk(Base):
+    """A desk a pending ciphertext is for (desks.py). Deleted as that desk's workstation
+    acknowledges it: once every desk has, the submission is acknowledged (and purged in
+    time). Which desk a report went to says something about its source, so no row says
+    it once nothing is pending; store names never do."""
+
+    __tablename__ = "submission_desks"
+    __table_args__ = (UniqueConstraint("submission_id", "desk"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    submission_id: Mapped[int] = mapped_column(
+        ForeignKey("submissions.id", ondelete="CASCADE"), index=True
+    )
+    desk: Mapped[str] = mapped_column(String(32), index=True)
+
+    submission: Mapped[Submission] = relationship(back_populates="desks")
 
 
 class Reply(Base):
@@ -137,11 +159,14 @@ class BundleRecord(Base):
     """
 
     __tablename__ = "bundle_log"
-    __table_args__ = (UniqueConstraint("direction", "peer", "sequence"),)
+    __table_args__ = (UniqueConstraint("direction", "peer", "desk", "sequence"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     direction: Mapped[str] = mapped_column(String(8))
     peer: Mapped[str] = mapped_column(String(40))
+    # The desk whose workstation the bundle was for or from: each desk has its own
+    # sequence. "default" (rows from before desks): the first desk's (desks.stored_ids).
+    desk: Mapped[str] = mapped_column(String(32), default="default")
     sequence: Mapped[int] = mapped_column(Integer)
     manifest_sha256: Mapped[str | None] = mapped_column(String(64), unique=True)
     day: Mapped[dt.date] = mapped_column(Date)
@@ -155,11 +180,12 @@ class BundleRecord(Base):
 
 
 class ArrivalCount(Base):
-    """How many reports of one urgency level were ever filed: only ever goes up, and
-    outlives the reports (acknowledgement, purge and retention leave it alone)."""
+    """How many reports of one urgency level were ever filed to one desk: only ever goes
+    up, and outlives the reports (acknowledgement, purge and retention leave it alone)."""
 
     __tablename__ = "arrival_counts"
 
+    desk: Mapped[str] = mapped_column(String(32), primary_key=True)
     level: Mapped[str] = mapped_column(String(16), primary_key=True)
     count: Mapped[int] = mapped_column(Integer, default=0)
 
@@ -175,3 +201,5 @@ class TransferToken(Base):
     created_day: Mapped[dt.date] = mapped_column(Date)
     # "full": status, export and replies; "status": GET /status only (an alerting watcher).
     scope: Mapped[str] = mapped_column(String(16), default="full")
+    # The desk whose items the token reaches (and nothing of another desk's).
+    desk: Mapped[str] = mapped_column(String(32), default="default")

@@ -14,8 +14,11 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import select
+
 from .drop import Drop
 from .errors import DecryptionError, OutputTooLargeError
+from .models import Report, Source
 
 RECEIPT_SCHEMA = 1
 #: The largest receipt plaintext accepted when decrypting: 150 file names of 255
@@ -41,6 +44,9 @@ class Receipt:
     follow_up: bool
     has_text: bool
     files: tuple[SentFile, ...]
+    # The desks the report went to (desks.py): a follow-up goes to the same. Empty in
+    # receipts written before desks existed.
+    desks: tuple[str, ...] = ()
 
     def to_bytes(self) -> bytes:
         """The receipt's plaintext, as encrypted to the source."""
@@ -52,6 +58,7 @@ class Receipt:
             "follow_up": self.follow_up,
             "has_text": self.has_text,
             "files": [{"name": f.name, "size": f.size} for f in self.files],
+            "desks": list(self.desks),
         }
         return json.dumps(body, ensure_ascii=False).encode("utf-8")
 
@@ -61,6 +68,7 @@ class Receipt:
         try:
             body: Any = json.loads(data.decode("utf-8"))
             files = tuple(SentFile(str(f["name"]), int(f["size"])) for f in body["files"])
+            desks = tuple(str(d) for d in body.get("desks", ()))
             if body.get("schema") != RECEIPT_SCHEMA:
                 return None
             return cls(
@@ -70,6 +78,7 @@ class Receipt:
                 follow_up=bool(body.get("follow_up", False)),
                 has_text=bool(body.get("has_text", False)),
                 files=files,
+                desks=desks,
             )
         except (UnicodeDecodeError, ValueError, KeyError, TypeError):
             return None
@@ -108,3 +117,17 @@ def open_receipt(
 
 
 __all__ = ["MAX_RECEIPT_BYTES", "Receipt", "SentFile", "open_receipt", "seal_receipt"]
+
+
+def newest_sealed(drop: Drop, source_lookup_id: str, limit: int) -> list[tuple[bytes, str]]:
+    """The source's newest ``limit`` sealed receipts, newest first, each with the key
+    fingerprint that opens it (reports filed before receipts existed have none)."""
+    with drop.sessions() as db:
+        rows = db.execute(
+            select(Report.receipt, Source.key_fingerprint)
+            .join(Source)
+            .where(Source.lookup_id == source_lookup_id, Report.receipt.is_not(None))
+            .order_by(Report.id.desc())
+            .limit(limit)
+        ).all()
+    return [(sealed or b"", fingerprint) for sealed, fingerprint in rows]

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import SettingsSource, data_dir_of, fingerprint, read_settings, secret
+from .desks import DESK_KEYS, Desk, builtin_desk, parse_categories, parse_desks
 from .errors import SettingsError
 
 ENV_PREFIX = "SDWM_"
@@ -97,6 +98,11 @@ class Settings:
     # pages say the team usually answers within usual_response_hours.
     alerts_configured: bool = False
     usual_response_hours: int = 48
+    # The response desks (desks.py; docs/configuration.md, [[desks]]): at least one. A
+    # drop without [[desks]] has the built-in one made of the keys above.
+    desks: tuple[Desk, ...] = ()
+    # The report categories the form offers, in its order (vocabulary.Category values).
+    report_categories: tuple[str, ...] = ()
 
 
 _INT_FIELDS = {
@@ -141,10 +147,13 @@ SETTING_KEYS: dict[str, tuple[str, ...] | None] = {
             "default_language",
             "gpg_binary",
             "alerts_configured",
+            "report_categories",
             *_INT_FIELDS,
         )
     ),
     "kdf": ("time_cost", "memory_kib", "parallelism"),
+    # An array of tables: each [[desks]] table's keys (config.check_keys).
+    "desks": DESK_KEYS,
 }
 
 
@@ -204,6 +213,20 @@ def _build(
     if not isinstance(team, str):
         raise SettingsError("setting 'team_fingerprint' must be a fingerprint string")
     team_fpr = fingerprint(team, "team_fingerprint") if team else None
+    if "desks" in raw:
+        for name in ("team_fingerprint", "responder_fingerprints", "workstation_fingerprint"):
+            if raw.get(name):
+                raise SettingsError(
+                    f"setting '{name}' is set at the top level and [[desks]] are configured: "
+                    "each desk has its own keys; move it into a [[desks]] table "
+                    "(docs/configuration.md)"
+                )
+        desks = parse_desks(raw["desks"], raw.get("languages", []))
+        # The single-desk settings that other code reads are the first desk's.
+        first = desks[0]
+        team_fpr = first.team_fingerprint
+        all_fprs = first.responder_fingerprints
+        raw = {**raw, "workstation_fingerprint": first.workstation_fingerprint or ""}
     if team_fpr is None and require_team_key:
         raise SettingsError(
             "no team key is registered yet: run `securedrop-wm team-key set FILE` with the "
@@ -238,6 +261,14 @@ def _build(
     default_language = raw.get("default_language", languages[0])
     if not isinstance(default_language, str) or default_language not in languages:
         raise SettingsError("setting 'default_language' must be one of 'languages'")
+    responders = all_fprs if team_fpr is None or team_fpr in all_fprs else (team_fpr, *all_fprs)
+    workstation_fpr = (
+        fingerprint(workstation, "workstation_fingerprint")
+        if isinstance(workstation, str) and workstation
+        else None
+    )
+    if "desks" not in raw:
+        desks = (builtin_desk(team_fpr, responders, workstation_fpr),)
     database_url = raw.get("database_url", f"sqlite:///{data_dir / 'db.sqlite'}")
     if not isinstance(database_url, str) or ":" not in database_url:
         raise SettingsError("setting 'database_url' must be an SQLAlchemy URL")
@@ -248,16 +279,10 @@ def _build(
         signing_gpg_home=path_setting("signing_gpg_home", data_dir / "signing"),
         store_dir=path_setting("store_dir", data_dir / "store"),
         session_dir=path_setting("session_dir", data_dir) if "session_dir" in raw else None,
-        responder_fingerprints=(
-            all_fprs if team_fpr is None or team_fpr in all_fprs else (team_fpr, *all_fprs)
-        ),
+        responder_fingerprints=responders,
         team_fingerprint=team_fpr,
         signing_fingerprint=fingerprint(signing, "signing_fingerprint"),
-        workstation_fingerprint=(
-            fingerprint(workstation, "workstation_fingerprint")
-            if isinstance(workstation, str) and workstation
-            else None
-        ),
+        workstation_fingerprint=workstation_fpr,
         lookup_pepper=secret(secrets, "lookup_pepper"),
         key_pepper=secret(secrets, "key_pepper"),
         kdf_salt=secret(secrets, "kdf_salt"),
@@ -267,6 +292,8 @@ def _build(
         default_language=default_language,
         gpg_binary=str(raw.get("gpg_binary", "gpg")),
         alerts_configured=_flag(raw, "alerts_configured", Settings.alerts_configured),
+        desks=desks,
+        report_categories=parse_categories(raw.get("report_categories")),
         **ints,
     )
 

@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from .codenames import Codename, generate_designation
 from .crypto import EncryptingWriter
+from .desks import central_desk, check_route, desk_by_id, only_desk, recipients
 from .drop import Drop
 from .errors import (
     EmptyReportError,
@@ -25,11 +26,12 @@ from .errors import (
     SecureDropError,
     SourceNotFoundError,
     SourceRemovedError,
+    UnknownDeskError,
 )
 from .filenames import hidden_characters
 from .kdf import SourceId, SourcePassphrase, derive
-from .models import Reply, Report, Source, SourceTombstone, Submission
-from .receipts import Receipt, SentFile, seal_receipt
+from .models import Reply, Report, Source, SourceTombstone, Submission, SubmissionDesk
+from .receipts import Receipt, SentFile, newest_sealed, open_receipt, seal_receipt
 from .transfer import count_arrival
 from .vocabulary import Category, Place, Urgency
 
@@ -77,6 +79,8 @@ class PendingFile:
     filename: str
     writer: EncryptingWriter
     submission_uuid: str = field(default="")
+    # The desks it is encrypted to (desks.py): the report's must be the same.
+    desks: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -156,16 +160,19 @@ def source_exists(drop: Drop, source_id: SourceId) -> bool:
         return db.scalar(select(Source.id).where(Source.lookup_id == source_id)) is not None
 
 
-def start_file(drop: Drop, filename: str) -> PendingFile:
-    """Begin encrypting an attached file as its bytes arrive.
+def start_file(drop: Drop, filename: str, desks: Sequence[str] | None = None) -> PendingFile:
+    """Begin encrypting an attached file as its bytes arrive, to the keys of ``desks``
+    (the ids the report goes to, as ``desks.route`` gives them; None: the only desk).
 
     :raises FileNameError: when the name is unacceptable (length, control characters,
         path parts).
+    :raises UnknownDeskError: a desk is not configured, or None on a drop with several.
     """
     name = check_filename(filename)
+    ids = check_route(drop.settings, desks)
     temp = drop.store.new_temp_path()
-    writer = drop.gpg.start_encryption(drop.settings.responder_fingerprints, temp)
-    return PendingFile(name, writer)
+    writer = drop.gpg.start_encryption(list(recipients(drop.settings, ids)), temp)
+    return PendingFile(name, writer, desks=ids)
 
 
 def check_filename(filename: str) -> str:
@@ -221,10 +228,15 @@ def submit_report(
     files: Sequence[PendingFile],
     *,
     follow_up: bool = False,
+    desks: Sequence[str] | None = None,
 ) -> ReportReceipt:
     """Store a report: its fields as one encrypted message, each file as a ciphertext,
     and a receipt of what was sent encrypted to the source's own key (receipts.py).
     ``follow_up``: sent without the report form (marked so in the message).
+    ``desks``: the desk ids it goes to (``desks.route``); None: the only desk for a new
+    report, the desks of the source's previous report for a follow-up (or for any report
+    of a source who filed one before; read from their receipts, :func:`follow_up_desks`).
+    The files must have been encrypted to the same desks (``start_file``).
 
     All or nothing: on any error every file of the report is removed and no row remains.
 
@@ -236,6 +248,14 @@ def submit_report(
         validate_fields(fields)
         if not fields.what_happened.strip() and not files:
             raise EmptyReportError("write what happened or attach a file")
+        if desks is not None:
+            ids = check_route(drop.settings, desks)
+        elif only_desk(drop.settings) is not None or not (follow_up or _has_reported(drop, login)):
+            ids = check_route(drop.settings, None)
+        else:
+            ids = follow_up_desks(drop, login)
+        if any(f.desks != ids for f in files):
+            raise UnknownDeskError("the files were encrypted for other desks than the report")
         for f in files:
             f.writer.close()
         total = sum(f.writer.size for f in files)
@@ -252,6 +272,7 @@ def submit_report(
                 name = drop.store.commit(f.writer.output)
                 committed.append(name)
                 sub = Submission(report=report, kind="file", store_name=name, size=f.writer.size)
+                sub.desks = [SubmissionDesk(desk=d) for d in ids]
                 db.add(sub)
                 db.flush()
                 f.submission_uuid = sub.uuid
@@ -266,14 +287,24 @@ def submit_report(
                     follow_up=follow_up,
                     has_text=bool(fields.what_happened.strip()),
                     files=tuple(SentFile(f.filename, f.writer.size) for f in files),
+                    desks=ids,
                 ),
             )
             temp = drop.store.new_temp_path()
-            drop.gpg.encrypt_bytes(message, drop.settings.responder_fingerprints, temp)
+            drop.gpg.encrypt_bytes(message, list(recipients(drop.settings, ids)), temp)
             name = drop.store.commit(temp)
             committed.append(name)
-            db.add(Submission(report=report, kind="message", store_name=name, size=len(message)))
-            count_arrival(db, level)
+            db.add(
+                Submission(
+                    report=report,
+                    kind="message",
+                    store_name=name,
+                    size=len(message),
+                    desks=[SubmissionDesk(desk=d) for d in ids],
+                )
+            )
+            for desk_id in ids:
+                count_arrival(db, level, desk_id)
             db.flush()
             receipt = ReportReceipt(
                 report.uuid, len(files), level != Urgency.ROUTINE, level == Urgency.DANGER
@@ -284,6 +315,44 @@ def submit_report(
             drop.store.delete(name)
         raise
     return receipt
+
+
+def _has_reported(drop: Drop, login: SourceLogin) -> bool:
+    with drop.sessions() as db:
+        return (
+            db.scalar(
+                select(Report.id).join(Source).where(Source.lookup_id == login.source_id).limit(1)
+            )
+            is not None
+        )
+
+
+def follow_up_desks(drop: Drop, login: SourceLogin) -> tuple[str, ...]:
+    """The desks a follow-up goes to: those of the source's newest report whose receipt
+    names them (the receipt is encrypted to the source's key; the server's database
+    forgets a report's desks once it is acknowledged). Desks no longer configured are
+    left out; when none is left (or the reports predate desks): the only desk, else the
+    central desk, else the first.
+    """
+    settings = drop.settings
+    single = only_desk(settings)
+    if single is not None:
+        return (single.id,)
+    rows = newest_sealed(drop, login.source_id, 20)
+    configured = {d.id for d in settings.desks}
+    try:
+        for sealed, fingerprint in rows:
+            receipt = open_receipt(drop, fingerprint, login.passphrase, sealed)
+            if receipt is None or not receipt.desks:
+                continue
+            kept = tuple(sorted(d for d in receipt.desks if d in configured))
+            if kept:
+                return kept
+            break
+    finally:
+        drop.store.settle()  # the receipts' temporary files came and went
+    fallback = central_desk(settings) or settings.desks[0]
+    return (fallback.id,)
 
 
 def list_replies(drop: Drop, login: SourceLogin) -> list[ReplyText]:
@@ -334,18 +403,23 @@ def delete_reply(drop: Drop, login: SourceLogin, reply_uuid: str) -> bool:
     return True
 
 
-def add_reply(drop: Drop, designation: str, text: str) -> str:
-    """Encrypt ``text`` to the source's key and the team key and store it as a reply.
+def add_reply(drop: Drop, designation: str, text: str, desk: str | None = None) -> str:
+    """Encrypt ``text`` to the source's key and the replying desk's team key and store
+    it as a reply. ``desk``: the replying desk's id (None: the only desk).
 
     Used by the CLI until replies arrive in bundles from the workstation.
     :raises SourceNotFoundError: no source has this designation.
+    :raises UnknownDeskError: no such desk, or none named on a drop with several.
     """
     with drop.sessions() as db:
         source = db.scalar(select(Source).where(Source.designation == designation))
     if source is None:
         raise SourceNotFoundError(f"no source is designated {designation!r}")
-    team = drop.settings.team_fingerprint
-    if team is None:  # only a server opened for key administration lacks it
+    replying = only_desk(drop.settings) if desk is None else desk_by_id(drop.settings, desk)
+    if replying is None:
+        raise UnknownDeskError("name the desk that replies (--desk)")
+    team = replying.team_fingerprint
+    if not team:  # only a server opened for key administration lacks it
         raise KeyMissingError("no team key is registered: run `securedrop-wm team-key set FILE`")
     recipients = [source.key_fingerprint, team]
     temp = drop.store.new_temp_path()

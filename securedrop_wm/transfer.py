@@ -2,9 +2,10 @@
 
 It may learn counts per urgency level (reports pending, reports ever arrived), fetch the
 next export bundle and push a reply bundle (:mod:`securedrop_wm.bundles`), and only with
-a responder token. A status-only token learns the counts and nothing else. Tokens are
-shown once when made and kept only as their SHA-256: a seized server does not yield a
-usable token.
+a responder token. A token belongs to one desk (desks.py): its counts, exports and
+acknowledgements are that desk's, and it learns nothing of another desk's items. A
+status-only token learns the counts and nothing else. Tokens are shown once when made
+and kept only as their SHA-256: a seized server does not yield a usable token.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from .desks import desk_by_id, only_desk, stored_as, stored_ids
 from .drop import Drop
-from .errors import SecureDropError
-from .models import ArrivalCount, Report, TransferToken
+from .errors import SecureDropError, UnknownDeskError
+from .models import ArrivalCount, Report, Submission, SubmissionDesk, TransferToken
 from .status_counts import LevelCounts, TransferStatus
 from .vocabulary import Urgency
 
@@ -45,47 +47,83 @@ class TokenInfo:
     name: str
     created_day: dt.date
     scope: str = FULL
+    # The configured desk it belongs to; None: its desk is no longer configured (the
+    # token then reaches nothing).
+    desk: str | None = None
 
     @property
     def status_only(self) -> bool:
         return self.scope == STATUS_ONLY
 
 
-def transfer_status(drop: Drop) -> TransferStatus:
-    """Per urgency level, the reports not yet acknowledged by the workstation and the
-    reports ever filed."""
-    with drop.sessions() as db:
-        pending = dict(
-            db.execute(
-                select(Report.urgency, func.count(Report.id))
-                .where(Report.urgency.is_not(None))
-                .group_by(Report.urgency)
-            ).all()
+def transfer_status(drop: Drop, desk: str | None = None) -> TransferStatus:
+    """Per urgency level, the reports not yet acknowledged by the desk's workstation and
+    the reports ever filed to the desk. ``desk`` None: every desk's together (a report
+    sent to two desks counts once while pending, and once per desk it arrived at)."""
+    pending_q = (
+        select(Report.urgency, func.count(func.distinct(Report.id)))
+        .where(Report.urgency.is_not(None))
+        .group_by(Report.urgency)
+    )
+    arrived_q = select(ArrivalCount.level, func.sum(ArrivalCount.count)).group_by(
+        ArrivalCount.level
+    )
+    if desk is not None:
+        ids = stored_ids(drop.settings, desk_by_id(drop.settings, desk).id)
+        pending_q = (
+            pending_q.join(Submission, Submission.report_id == Report.id)
+            .join(SubmissionDesk, SubmissionDesk.submission_id == Submission.id)
+            .where(SubmissionDesk.desk.in_(ids))
         )
-        arrived = dict(db.execute(select(ArrivalCount.level, ArrivalCount.count)).all())
+        arrived_q = arrived_q.where(ArrivalCount.desk.in_(ids))
+    with drop.sessions() as db:
+        pending = {str(k): int(v) for k, v in db.execute(pending_q).all()}
+        arrived = {str(k): int(v or 0) for k, v in db.execute(arrived_q).all()}
     return TransferStatus(
         {str(u): LevelCounts(pending.get(u, 0), arrived.get(u, 0)) for u in Urgency}
     )
 
 
-def count_arrival(db: Session, urgency: Urgency) -> None:
-    """Add one to the arrivals of ``urgency``, in the caller's transaction (the one that
-    stores the report): the counter never goes down."""
+def count_arrival(db: Session, urgency: Urgency, desk: str) -> None:
+    """Add one to the arrivals of ``urgency`` at ``desk``, in the caller's transaction
+    (the one that stores the report): the counter never goes down."""
     counted = db.execute(
         update(ArrivalCount)
-        .where(ArrivalCount.level == str(urgency))
+        .where(ArrivalCount.level == str(urgency), ArrivalCount.desk == desk)
         .values(count=ArrivalCount.count + 1)
     )
     if counted.rowcount == 0:  # type: ignore[attr-defined]
-        db.add(ArrivalCount(level=str(urgency), count=1))
+        db.add(ArrivalCount(desk=desk, level=str(urgency), count=1))
 
 
-def create_token(drop: Drop, name: str, *, status_only: bool = False) -> str:
-    """Make a token for the responder (or machine) ``name``; return it, the only time.
-    A ``status_only`` token may read ``GET /status`` and nothing else.
+def token_desk(drop: Drop, desk: str | None) -> str:
+    """The desk a new token is for: ``desk``, or the only desk.
 
-    :raises TokenError: the name is malformed or taken.
+    :raises TokenError: no such desk, or none named on a drop with several.
     """
+    try:
+        if desk is not None:
+            return desk_by_id(drop.settings, desk).id
+    except UnknownDeskError:
+        known = ", ".join(d.id for d in drop.settings.desks)
+        raise TokenError(f"no desk is named {desk!r} (the desks: {known})") from None
+    single = only_desk(drop.settings)
+    if single is None:
+        known = ", ".join(d.id for d in drop.settings.desks)
+        raise TokenError(f"name the desk the token is for with --desk (one of: {known})")
+    return single.id
+
+
+def create_token(
+    drop: Drop, name: str, *, status_only: bool = False, desk: str | None = None
+) -> str:
+    """Make a token for the responder (or machine) ``name`` of ``desk`` (None: the only
+    desk); return it, the only time. A ``status_only`` token may read ``GET /status``
+    and nothing else.
+
+    :raises TokenError: the name is malformed or taken, or the desk is not configured.
+    """
+    desk_id = token_desk(drop, desk)
     token = _new_token()
     try:
         with drop.sessions.begin() as db:
@@ -95,6 +133,7 @@ def create_token(drop: Drop, name: str, *, status_only: bool = False) -> str:
                     token_sha256=_digest(token),
                     created_day=drop.today(),
                     scope=STATUS_ONLY if status_only else FULL,
+                    desk=desk_id,
                 )
             )
     except IntegrityError:
@@ -133,7 +172,7 @@ def list_tokens(drop: Drop) -> list[TokenInfo]:
     """The tokens by name, without their values (which the server does not have)."""
     with drop.sessions() as db:
         rows = db.scalars(select(TransferToken).order_by(TransferToken.name)).all()
-    return [TokenInfo(r.name, r.created_day, r.scope) for r in rows]
+    return [_info(drop, r) for r in rows]
 
 
 def check_token(drop: Drop, presented: str) -> TokenInfo | None:
@@ -148,8 +187,12 @@ def check_token(drop: Drop, presented: str) -> TokenInfo | None:
     found = None
     for row in rows:
         if hmac.compare_digest(digest, row.token_sha256):
-            found = TokenInfo(row.name, row.created_day, row.scope)
+            found = _info(drop, row)
     return found
+
+
+def _info(drop: Drop, row: TransferToken) -> TokenInfo:
+    return TokenInfo(row.name, row.created_day, row.scope, stored_as(drop.settings, row.desk))
 
 
 def _new_token() -> str:

@@ -24,14 +24,22 @@ class Vocabulary(enum.StrEnum):
 
 
 class Category(Vocabulary):
-    """What happened to the source, as they class it on the report form."""
+    """What happened to the source, as they class it on the report form, in the words
+    Wikimedians use (the labels say it; the first seven values predate them and keep
+    their stored strings). A deployment offers a subset, in its own order
+    (``Settings.report_categories``)."""
 
-    HARASSMENT = "harassment"
+    HARASSMENT = "harassment"  # harassment on a wiki
+    OFFWIKI_HARASSMENT = "offwiki_harassment"  # off-wiki harassment or outing
     DOXXING = "doxxing"
-    THREATS = "threats"
-    SURVEILLANCE = "surveillance"
-    LEGAL = "legal"
-    ACCOUNT = "account"
+    THREATS = "threats"  # threats of violence
+    SURVEILLANCE = "surveillance"  # government surveillance or pressure
+    LEGAL = "legal"  # legal threat or lawsuit
+    ARREST = "arrest"  # arrest or detention
+    CONTENT_PRESSURE = "content_pressure"  # pressure to change content
+    ACCOUNT = "account"  # account compromise
+    UCOC = "ucoc"  # Universal Code of Conduct violation
+    EVENT = "event"  # incident at an event
     OTHER = "other"
 
 

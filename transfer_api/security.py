@@ -5,14 +5,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from flask import Flask, Response, current_app, jsonify, request
+from flask import Flask, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from sdwm_web.headers import BASE_HEADERS, init_headers
 from sdwm_web.services import DROP, service
 from securedrop_wm.drop import Drop
 from securedrop_wm.status_counts import STATUS_ONLY_ERROR
-from securedrop_wm.transfer import check_token
+from securedrop_wm.transfer import TokenInfo, check_token
 
 # The base headers as they are: their CSP loads nothing, which is right for JSON.
 HEADERS = BASE_HEADERS
@@ -32,6 +32,13 @@ def error(status: int, kind: str, message: str) -> tuple[Response, int]:
     return jsonify(error=kind, message=_PATH.sub("…", message)), status
 
 
+def token_desk() -> str:
+    """The desk of the request's token (checked before any view runs)."""
+    found: TokenInfo = g.token
+    assert found.desk is not None
+    return found.desk
+
+
 def init_security(app: Flask) -> None:
     """Require a responder token on every request (a status-only one for ``GET /status``
     alone); set headers; answer errors in JSON."""
@@ -49,11 +56,14 @@ def init_security(app: Flask) -> None:
         found = check_token(service(current_app, DROP, Drop), token.strip())
         if found is None:
             return error(403, "Forbidden", "this token is not valid (revoked or mistyped?)")
+        if found.desk is None:
+            return error(403, "Forbidden", "this token's desk is no longer configured")
         # Refused before any work: no body is read, no bundle written.
         if found.status_only and request.endpoint != STATUS_ENDPOINT:
             return error(
                 403, STATUS_ONLY_ERROR, "this token may only read the counts (the status endpoint)"
             )
+        g.token = found
         return None
 
     init_headers(app, HEADERS)

@@ -1,4 +1,5 @@
-"""The three endpoints: status, export download, reply upload."""
+"""The three endpoints: status, export download, reply upload; each the token's desk's
+only (desks.py)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from securedrop_wm.drop import Drop
 from securedrop_wm.errors import SecureDropError
 from securedrop_wm.transfer import transfer_status
 
-from .security import error
+from .security import error, token_desk
 
 bp = Blueprint("transfer", __name__)
 _CHUNK = 256 * 1024
@@ -37,8 +38,9 @@ def _temp_path(drop: Drop, suffix: str) -> Path:
 @bp.get("/status")
 def status() -> Any:
     """Per urgency level, how many reports wait for the workstation and how many ever
-    arrived: ``{"levels": {"routine": {"pending": P, "arrived": A}, ...}}``, nothing else."""
-    return jsonify(transfer_status(_drop()).to_json())
+    arrived at the token's desk: ``{"levels": {"routine": {"pending": P, "arrived": A},
+    ...}}``, nothing else."""
+    return jsonify(transfer_status(_drop(), token_desk()).to_json())
 
 
 @bp.get("/export")
@@ -46,7 +48,7 @@ def export() -> Any:
     """Stream the export bundle of what is pending: the last one again if nothing changed
     (same sequence, same bytes), else a new one (``latest_export``)."""
     try:
-        bundle = latest_export(_drop())
+        bundle = latest_export(_drop(), token_desk())
     except SecureDropError as e:
         return error(503, type(e).__name__, str(e))
     f = bundle.file
@@ -74,7 +76,7 @@ def replies() -> Any:
                 out.write(chunk)
         if path.stat().st_size == 0:
             return error(400, "EmptyBody", "send the reply bundle as the request body")
-        result = import_reply_bundle(drop, path)
+        result = import_reply_bundle(drop, path, desk=token_desk())
     except ReplayError as e:
         return error(409, "ReplayError", str(e))
     except BundleError as e:

@@ -59,9 +59,9 @@ def kept_audit_heads(
         ]
 
 
-def export_audit_heads(drop: Drop) -> tuple[AuditHead, ...]:
-    """The pinned workstation's latest audit heads, for an export manifest."""
-    pinned = drop.settings.workstation_fingerprint
+def export_audit_heads(drop: Drop, pinned: str | None) -> tuple[AuditHead, ...]:
+    """The pinned workstation's latest audit heads (a desk's: ``pinned``), for an export
+    manifest."""
     if pinned is None:
         return ()
     return tuple(
@@ -70,12 +70,11 @@ def export_audit_heads(drop: Drop) -> tuple[AuditHead, ...]:
     )
 
 
-def export_replies_received(drop: Drop) -> tuple[ReceivedReplies, ...]:
+def export_replies_received(drop: Drop, pinned: str | None) -> tuple[ReceivedReplies, ...]:
     """The pinned workstation's reply bundles imported in the last
     ``RECEIVED_REPLIES_DAYS`` days (the newest ``EXPORT_RECEIVED_BUNDLES``), oldest first,
     each with the ids of its replies. Bundles imported before the ids were kept are left
     out: the server does not know what they carried."""
-    pinned = drop.settings.workstation_fingerprint
     if pinned is None:
         return ()
     since = drop.today() - dt.timedelta(days=RECEIVED_REPLIES_DAYS)

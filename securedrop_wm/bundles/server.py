@@ -1,5 +1,11 @@
 """The drop server's side of bundles: export, reply import and purge, in its database.
 
+Each desk (desks.py) has its own workstation: an export holds only what is pending for
+that desk, a reply bundle is verified against that desk's pinned workstation key, and
+its acknowledgements clear only that desk's routing rows (an id of another desk's item
+counts as unknown, as an id of nothing does). A ciphertext is acknowledged, and purged in
+time, once every desk it went to has acknowledged it.
+
 The workstation never imports this module: it holds the server's models and ``Drop``.
 """
 
@@ -9,8 +15,6 @@ import contextlib
 import dataclasses
 import datetime as dt
 import fcntl
-import hashlib
-import json
 import os
 import secrets
 import shutil
@@ -23,10 +27,10 @@ from typing import IO, Any
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from ..desks import BUILTIN_ID, Desk, desk_by_id, only_desk, stored_ids
 from ..drop import Drop
-from ..files import fsync_dir
-from ..models import BundleRecord, Reply, Report, Source, Submission
-from ..store import shred
+from ..errors import UnknownDeskError
+from ..models import BundleRecord, Reply, Report, Source, Submission, SubmissionDesk
 from ..vocabulary import Urgency
 from .archive import (
     Progress,
@@ -44,14 +48,21 @@ from .kept import (
     export_replies_received,
     keep_reply_ids,
 )
+from .latest import (
+    _exports_dir,
+    _exports_lock,
+    _last_names,
+    _pending_key,
+    _read_meta,
+    _write_meta,
+    forget_last_export,
+)
 from .manifest import (
     EXPORT_SCHEMA_VERSION,
     REPLY_LIMITS,
-    AuditHead,
     ExportItem,
     ExportManifest,
     Limits,
-    ReceivedReplies,
     SourceEntry,
     _export_json,
 )
@@ -87,16 +98,38 @@ class ReplyImport:
 # -- server side ----------------------------------------------------------------------
 
 
-def export_bundle(drop: Drop, output: Path, progress: Progress | None = None) -> ExportManifest:
-    """Write the next export bundle: every submission not yet acknowledged, signed.
+def export_bundle(
+    drop: Drop, output: Path, progress: Progress | None = None, desk: str | None = None
+) -> ExportManifest:
+    """Write the next export bundle of ``desk`` (None: the only desk): every submission
+    that desk has not acknowledged yet, signed.
 
-    :raises BundleError: the bundle could not be written; no output is left behind.
+    :raises BundleError: the bundle could not be written (or the desk is not
+        configured); no output is left behind.
     """
     server_id = drop.settings.signing_fingerprint
+    chosen = _desk(drop, desk)
     if not output.parent.is_dir():
         raise BundleError(f"cannot write the bundle: there is no folder {output.parent}")
     with _store_lock(drop, exclusive=False):
-        return _export(drop, output, server_id, progress)
+        return _export(drop, output, server_id, progress, chosen)
+
+
+def _desk(drop: Drop, desk: str | None) -> Desk:
+    """The desk ``desk``, or the only one.
+
+    :raises BundleError: no such desk, or none named on a drop with several.
+    """
+    try:
+        if desk is not None:
+            return desk_by_id(drop.settings, desk)
+    except UnknownDeskError:
+        raise BundleError(f"no desk is named {desk!r}") from None
+    single = only_desk(drop.settings)
+    if single is None:
+        known = ", ".join(d.id for d in drop.settings.desks)
+        raise BundleError(f"name the desk (--desk, one of: {known})")
+    return single
 
 
 @dataclass(frozen=True)
@@ -109,11 +142,7 @@ class LatestExport:
     reused: bool
 
 
-_LAST_EXPORT = "last.tar"
-_LAST_EXPORT_META = "last.json"
-
-
-def latest_export(drop: Drop) -> LatestExport:
+def latest_export(drop: Drop, desk: str | None = None) -> LatestExport:
     """The export bundle of what is pending now: the last one written, when nothing
     changed since (same sequence, same file), else a new one that replaces it.
 
@@ -124,29 +153,36 @@ def latest_export(drop: Drop) -> LatestExport:
     :raises BundleError: no bundle could be written; nothing is left behind.
     """
     server_id = drop.settings.signing_fingerprint
+    chosen = _desk(drop, desk)
+    last_name, meta_name = _last_names(chosen)
     folder = _exports_dir(drop)
     with _exports_lock(folder), _store_lock(drop, exclusive=False):
-        rows = _pending_rows(drop)
-        key = _pending_key(server_id, rows, export_audit_heads(drop), export_replies_received(drop))
-        last = folder / _LAST_EXPORT
-        meta = _read_meta(folder / _LAST_EXPORT_META)
+        rows = _pending_rows(drop, chosen)
+        key = _pending_key(
+            server_id,
+            rows,
+            export_audit_heads(drop, chosen.workstation_fingerprint),
+            export_replies_received(drop, chosen.workstation_fingerprint),
+        )
+        last = folder / last_name
+        meta = _read_meta(folder / meta_name)
         # Reused only if it is still the newest export: one written since (by the CLI's
         # `export`) may have reached the workstation, which then refuses an older one.
         if (
             meta is not None
             and meta.get("key") == key
-            and meta.get("sequence") == _last_export_sequence(drop, server_id)
+            and meta.get("sequence") == _last_export_sequence(drop, server_id, chosen)
         ):
             with contextlib.suppress(OSError):
                 f = last.open("rb")
                 return LatestExport(f, int(meta["sequence"]), int(meta["items"]), reused=True)
         temp = folder / f".new-{secrets.token_hex(16)}.tar"
         try:
-            manifest = _export(drop, temp, server_id, None, rows)
+            manifest = _export(drop, temp, server_id, None, chosen, rows)
             f = temp.open("rb")
-            (folder / _LAST_EXPORT_META).unlink(missing_ok=True)
+            (folder / meta_name).unlink(missing_ok=True)
             os.replace(temp, last)
-            _write_meta(folder, key, manifest)
+            _write_meta(folder / meta_name, key, manifest)
         except OSError as e:
             raise BundleError(f"the export bundle could not be kept: {e.strerror}") from e
         finally:
@@ -154,90 +190,17 @@ def latest_export(drop: Drop) -> LatestExport:
     return LatestExport(f, manifest.sequence, len(manifest.items), reused=False)
 
 
-def forget_last_export(drop: Drop) -> None:
-    """Remove the kept export bundle (its ciphertexts are being purged from the store)."""
-    folder = _exports_dir(drop)
-    with _exports_lock(folder):
-        (folder / _LAST_EXPORT_META).unlink(missing_ok=True)
-        if shred(folder / _LAST_EXPORT):
-            fsync_dir(folder)
-
-
-def _exports_dir(drop: Drop) -> Path:
-    folder = drop.settings.data_dir / "exports"
-    try:
-        folder.mkdir(mode=0o700, exist_ok=True)
-    except OSError as e:
-        raise BundleError(f"cannot make the exports folder: {e.strerror}") from e
-    return folder
-
-
-@contextlib.contextmanager
-def _exports_lock(folder: Path) -> Iterator[None]:
-    """One export written at a time (workers and threads alike), the others then reuse it."""
-    with (folder / ".lock").open("a") as f:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
-
-
-def _pending_key(
-    server_id: str,
-    rows: Sequence[Any],
-    heads: Sequence[AuditHead],
-    received: Sequence[ReceivedReplies],
-) -> str:
-    """A digest of everything an export bundle of ``rows``, ``heads`` and ``received``
-    says, but its sequence and day."""
-    facts = [
-        [
-            sub.uuid,
-            sub.kind,
-            sub.store_name,
-            report.uuid,
-            report.created_day.isoformat(),
-            report.urgency,
-            source.uuid,
-            source.designation,
-            source.key_fingerprint,
-            source.created_day.isoformat(),
-        ]
-        for sub, report, source in rows
-    ]
-    shown = [[h.sequence, h.day.isoformat(), h.head] for h in heads]
-    listed = [[r.sequence, r.day.isoformat(), list(r.reply_ids)] for r in received]
-    data = json.dumps(
-        [EXPORT_SCHEMA_VERSION, server_id, facts, shown, listed], separators=(",", ":")
+def _pending_rows(drop: Drop, desk: Desk) -> Sequence[Any]:
+    """What ``desk`` has not acknowledged: the submissions with a routing row of its."""
+    routed = select(SubmissionDesk.submission_id).where(
+        SubmissionDesk.desk.in_(stored_ids(drop.settings, desk.id))
     )
-    return hashlib.sha256(data.encode()).hexdigest()
-
-
-def _read_meta(path: Path) -> dict[str, Any] | None:
-    try:
-        meta = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return meta if isinstance(meta, dict) else None
-
-
-def _write_meta(folder: Path, key: str, manifest: ExportManifest) -> None:
-    temp = folder / f".meta-{secrets.token_hex(8)}"
-    temp.write_text(
-        json.dumps({"key": key, "sequence": manifest.sequence, "items": len(manifest.items)})
-    )
-    os.replace(temp, folder / _LAST_EXPORT_META)
-    fsync_dir(folder)
-
-
-def _pending_rows(drop: Drop) -> Sequence[Any]:
     with drop.sessions() as db:
         return db.execute(
             select(Submission, Report, Source)
             .join(Report, Submission.report_id == Report.id)
             .join(Source, Report.source_id == Source.id)
-            .where(Submission.acknowledged_day.is_(None))
+            .where(Submission.acknowledged_day.is_(None), Submission.id.in_(routed))
             .order_by(Report.id, Submission.id)
         ).all()
 
@@ -247,11 +210,12 @@ def _export(
     output: Path,
     server_id: str,
     progress: Progress | None,
+    desk: Desk,
     rows: Sequence[Any] | None = None,
 ) -> ExportManifest:
     if rows is None:
-        rows = _pending_rows(drop)
-    sequence = _next_export_sequence(drop, server_id)
+        rows = _pending_rows(drop, desk)
+    sequence = _next_export_sequence(drop, server_id, desk)
     members: list[tuple[str, Path, int]] = []
     sources: dict[str, SourceEntry] = {}
     items = []
@@ -292,26 +256,29 @@ def _export(
             created_day=drop.today(),
             sources=tuple(sources.values()),
             items=tuple(items),
-            audit_heads=export_audit_heads(drop),
-            replies_received=export_replies_received(drop),
+            audit_heads=export_audit_heads(drop, desk.workstation_fingerprint),
+            replies_received=export_replies_received(drop, desk.workstation_fingerprint),
         )
         signer = drop.signing_gpg()
         _write_bundle(signer, server_id, None, _export_json(manifest), members, output, progress)
     return manifest
 
 
-def _last_export_sequence(drop: Drop, server_id: str) -> int | None:
+def _last_export_sequence(drop: Drop, server_id: str, desk: Desk) -> int | None:
     with drop.sessions() as db:
         return db.scalar(
             select(func.max(BundleRecord.sequence)).where(
-                BundleRecord.direction == EXPORT, BundleRecord.peer == server_id
+                BundleRecord.direction == EXPORT,
+                BundleRecord.peer == server_id,
+                BundleRecord.desk.in_(stored_ids(drop.settings, desk.id)),
             )
         )
 
 
-def _next_export_sequence(drop: Drop, server_id: str) -> int:
+def _next_export_sequence(drop: Drop, server_id: str, desk: Desk) -> int:
     """Take the next export sequence number in a short transaction of its own.
 
+    Each desk has its own sequence (its workstation sees no other desk's bundles).
     Gaps (an export that then failed) are allowed; repeats are not. The bundle itself is
     written outside the transaction so that sources are never kept waiting by an export.
     """
@@ -320,13 +287,19 @@ def _next_export_sequence(drop: Drop, server_id: str) -> int:
             with drop.sessions.begin() as db:
                 last = db.scalar(
                     select(func.max(BundleRecord.sequence)).where(
-                        BundleRecord.direction == EXPORT, BundleRecord.peer == server_id
+                        BundleRecord.direction == EXPORT,
+                        BundleRecord.peer == server_id,
+                        BundleRecord.desk.in_(stored_ids(drop.settings, desk.id)),
                     )
                 )
                 sequence = (last or 0) + 1
                 db.add(
                     BundleRecord(
-                        direction=EXPORT, peer=server_id, sequence=sequence, day=drop.today()
+                        direction=EXPORT,
+                        peer=server_id,
+                        desk=desk.id,
+                        sequence=sequence,
+                        day=drop.today(),
                     )
                 )
             return sequence
@@ -336,20 +309,28 @@ def _next_export_sequence(drop: Drop, server_id: str) -> int:
 
 
 def import_reply_bundle(
-    drop: Drop, path: Path, limits: Limits = REPLY_LIMITS, progress: Progress | None = None
+    drop: Drop,
+    path: Path,
+    limits: Limits = REPLY_LIMITS,
+    progress: Progress | None = None,
+    desk: str | None = None,
 ) -> ReplyImport:
-    """Verify a reply bundle from the pinned workstation, then import it all or nothing.
+    """Verify a reply bundle from the pinned workstation of ``desk`` (None: the only
+    desk), then import it all or nothing.
 
-    Stores the replies, marks acknowledged submissions (and reports whose submissions are
-    all acknowledged), then purges the acknowledged ciphertext that is due.
+    Stores the replies, clears that desk's routing of the acknowledged submissions
+    (acknowledged once every desk they went to has; a report when all of its are), then
+    purges the acknowledged ciphertext that is due.
 
     :raises BundleError: (a subclass saying why); nothing was imported.
     """
-    pinned = drop.settings.workstation_fingerprint
+    chosen = _desk(drop, desk)
+    pinned = chosen.workstation_fingerprint
     if pinned is None:
         raise UnknownSignerError(
             "no workstation key is registered: run `securedrop-wm workstation-key set FILE` "
             "with the workstation's public key"
+            + ("" if chosen.id == BUILTIN_ID else f" (desk set-key {chosen.id})")
         )
     tmp_root = drop.settings.data_dir / "tmp"
     tmp_root.mkdir(mode=0o700, exist_ok=True)
@@ -357,7 +338,7 @@ def import_reply_bundle(
         path, drop.gpg, pinned, drop.settings.signing_fingerprint, tmp_root, limits, progress
     ) as verified:
         try:
-            result = _import_verified(drop, pinned, verified)
+            result = _import_verified(drop, pinned, chosen, verified)
         except IntegrityError:
             raise ReplayError(
                 "another import of this bundle ran at the same time; nothing changed here"
@@ -366,11 +347,14 @@ def import_reply_bundle(
             raise BundleError("the database is busy; nothing was imported, try again") from None
     if result.already_imported:
         return result
+    if result.acknowledged:
+        # Its kept export holds what the desk no longer waits for.
+        forget_last_export(drop, chosen.id)
     purged = purge_acknowledged(drop)
     return dataclasses.replace(result, purged=purged)
 
 
-def _import_verified(drop: Drop, pinned: str, verified: VerifiedReplies) -> ReplyImport:
+def _import_verified(drop: Drop, pinned: str, desk: Desk, verified: VerifiedReplies) -> ReplyImport:
     m = verified.manifest
     today = drop.today()
     committed: list[str] = []
@@ -383,7 +367,9 @@ def _import_verified(drop: Drop, pinned: str, verified: VerifiedReplies) -> Repl
             )
             last = db.scalar(
                 select(func.max(BundleRecord.sequence)).where(
-                    BundleRecord.direction == IMPORT, BundleRecord.peer == pinned
+                    BundleRecord.direction == IMPORT,
+                    BundleRecord.peer == pinned,
+                    BundleRecord.desk.in_(stored_ids(drop.settings, desk.id)),
                 )
             )
             hashes = {verified.manifest_sha256} if seen is not None else set()
@@ -392,6 +378,7 @@ def _import_verified(drop: Drop, pinned: str, verified: VerifiedReplies) -> Repl
             record = BundleRecord(
                 direction=IMPORT,
                 peer=pinned,
+                desk=desk.id,
                 sequence=m.sequence,
                 manifest_sha256=verified.manifest_sha256,
                 day=today,
@@ -431,7 +418,9 @@ def _import_verified(drop: Drop, pinned: str, verified: VerifiedReplies) -> Repl
                     )
                 )
                 stored += 1
-            acked, found = _acknowledge(db, m.acknowledged, today)
+            acked, found = _acknowledge(
+                db, m.acknowledged, today, stored_ids(drop.settings, desk.id)
+            )
     except BaseException:
         for name in committed:
             drop.store.delete(name)
@@ -447,18 +436,35 @@ def _import_verified(drop: Drop, pinned: str, verified: VerifiedReplies) -> Repl
     )
 
 
-def _acknowledge(db: Any, ids: Sequence[str], today: dt.date) -> tuple[int, int]:
-    """Mark submissions acknowledged; a report when all of its submissions are, which
-    forgets its urgency level (only pending reports keep one)."""
+def _acknowledge(
+    db: Any, ids: Sequence[str], today: dt.date, desk_ids: Sequence[str]
+) -> tuple[int, int]:
+    """Clear the desk's routing of the submissions ``ids``; a submission is acknowledged
+    when no desk waits for it any more, and a report when all of its submissions are,
+    which forgets its urgency level (only pending reports keep one).
+
+    Only submissions the desk waits for are found: an id of another desk's item (or one
+    it acknowledged before) counts as unknown, like an id of nothing, so that a desk
+    learns nothing of the others' items."""
     acked = found = 0
     reports: dict[int, Report] = {}
     for chunk in _chunks(list(ids)):
-        for sub in db.scalars(select(Submission).where(Submission.uuid.in_(chunk))):
+        rows = db.execute(
+            select(SubmissionDesk, Submission)
+            .join(Submission, SubmissionDesk.submission_id == Submission.id)
+            .where(Submission.uuid.in_(chunk), SubmissionDesk.desk.in_(desk_ids))
+        ).all()
+        for route, sub in rows:
             found += 1
-            if sub.acknowledged_day is None:
+            acked += 1
+            db.delete(route)
+            reports[sub.report_id] = sub.report
+    db.flush()
+    for report in reports.values():
+        for sub in report.submissions:
+            db.refresh(sub)
+            if sub.acknowledged_day is None and not sub.desks:
                 sub.acknowledged_day = today
-                acked += 1
-                reports[sub.report_id] = sub.report
     db.flush()
     for report in reports.values():
         if all(s.acknowledged_day is not None for s in report.submissions):

@@ -12,6 +12,7 @@ import click
 from ..drop import Drop, open_drop
 from ..errors import SecureDropError
 from ..settings import CONFIG_ENV, Settings, load_settings
+from .desks import DESK_COMMANDS
 from .keys import KEY_COMMANDS
 from .tor import TOR_PASSWORD_ENV
 
@@ -49,6 +50,10 @@ class _Context:
 
     def config_path(self) -> Path:
         return _config_path(self.config)
+
+    def settings(self) -> Settings:
+        """The settings, read now (without opening the database)."""
+        return self._drop.settings if self._drop is not None else _load(self.config)
 
     def close(self) -> None:
         if self._drop is not None:
@@ -127,6 +132,9 @@ def main(ctx: click.Context, config: str | None) -> None:
 
 # signing-key, team-key, responder-key, workstation-key (docs/server.md)
 for _command in KEY_COMMANDS:
+    main.add_command(_command)
+# desk add | list | show | set-key | remove (docs/server.md, "Desks")
+for _command in DESK_COMMANDS:
     main.add_command(_command)
 
 

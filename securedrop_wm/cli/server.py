@@ -183,16 +183,28 @@ def serve(
     run_gunicorn("source_ui.wsgi:app", state.config_path().resolve(), host, port, workers, threads)
 
 
+_DESK_OPTION = click.option(
+    "--desk",
+    "desk",
+    default=None,
+    help="The desk's id (securedrop-wm desk list); needed when the drop has several.",
+)
+
+
 @main.command("add-reply")
 @click.argument("designation")
 @click.option("--message", "-m", help="Reply text (default: read standard input).")
+@_DESK_OPTION
 @click.pass_obj
-def add_reply_command(state: _Context, designation: str, message: str | None) -> None:
-    """Add a reply for the source DESIGNATION (until the workstation sends bundles)."""
+def add_reply_command(
+    state: _Context, designation: str, message: str | None, desk: str | None
+) -> None:
+    """Add a reply for the source DESIGNATION (until the workstation sends bundles),
+    encrypted to the source and the replying desk's team key."""
     text = message if message is not None else sys.stdin.read()
     if not text.strip():
         raise click.ClickException("the reply is empty")
-    uuid = add_reply(state.drop(), designation, text)
+    uuid = add_reply(state.drop(), designation, text, desk)
     click.echo(uuid)
 
 
@@ -219,14 +231,15 @@ def list_sources(state: _Context) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Where to write the export bundle (must not exist).",
 )
+@_DESK_OPTION
 @click.pass_obj
-def export_command(state: _Context, output: Path) -> None:
-    """Write a signed export bundle of every submission not yet acknowledged."""
+def export_command(state: _Context, output: Path, desk: str | None) -> None:
+    """Write a signed export bundle of every submission the desk has not acknowledged."""
     if output.exists():
         raise click.ClickException(f"{output} exists already; refusing to overwrite it")
     bar = ProgressBar("export bundle")
     try:
-        manifest = export_bundle(state.drop(), output, bar)
+        manifest = export_bundle(state.drop(), output, bar, desk)
     finally:
         bar.close()
     reports = {i.report_id for i in manifest.items}
@@ -240,12 +253,14 @@ def export_command(state: _Context, output: Path) -> None:
 
 @main.command("import-replies")
 @click.argument("bundle", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_DESK_OPTION
 @click.pass_obj
-def import_replies_command(state: _Context, bundle: Path) -> None:
-    """Verify a reply bundle from the workstation, store its replies, purge what is due."""
+def import_replies_command(state: _Context, bundle: Path, desk: str | None) -> None:
+    """Verify a reply bundle from the desk's workstation, store its replies, purge what
+    is due."""
     bar = ProgressBar("reply bundle")
     try:
-        result = import_reply_bundle(state.drop(), bundle, progress=bar)
+        result = import_reply_bundle(state.drop(), bundle, progress=bar, desk=desk)
     except SecureDropError as e:
         raise click.ClickException(f"refused, nothing imported: {e}") from None
     finally:
@@ -309,10 +324,12 @@ def transfer_token() -> None:
     help="The token may read the counts (GET /status) and nothing else: for a watcher "
     "that alerts, which never needs to pull or push bundles.",
 )
+@_DESK_OPTION
 @click.pass_obj
-def transfer_token_create(state: _Context, name: str, status_only: bool) -> None:
-    """Make a token for NAME and print it: it is shown this once."""
-    click.echo(create_token(state.drop(), name, status_only=status_only))
+def transfer_token_create(state: _Context, name: str, status_only: bool, desk: str | None) -> None:
+    """Make a token for NAME and print it: it is shown this once. The token reaches its
+    desk's items only (--desk; the only desk by default)."""
+    click.echo(create_token(state.drop(), name, status_only=status_only, desk=desk))
 
 
 @transfer_token.command("rotate")
@@ -335,11 +352,15 @@ def transfer_token_revoke(state: _Context, name: str) -> None:
 @transfer_token.command("list")
 @click.pass_obj
 def transfer_token_list(state: _Context) -> None:
-    """List token names, the day each was made and what it may do ("full": status, pull
-    and push; "status-only"); the tokens themselves are not kept."""
-    for info in list_tokens(state.drop()):
+    """List token names, the day each was made, what it may do ("full": status, pull
+    and push; "status-only") and, on a drop with several desks, its desk; the tokens
+    themselves are not kept."""
+    drop = state.drop()
+    several = len(drop.settings.desks) > 1
+    for info in list_tokens(drop):
         scope = "status-only" if info.status_only else "full"
-        click.echo(f"{info.name}\t{info.created_day}\t{scope}")
+        desk = f"\t{info.desk or '(desk no longer configured)'}" if several else ""
+        click.echo(f"{info.name}\t{info.created_day}\t{scope}{desk}")
 
 
 # -- the transfer API's onion: serve-transfer, transfer-client (docs/transfer.md) ---------

@@ -79,7 +79,7 @@ def test_transfer_tokens_are_made_listed_rotated_and_revoked(drop: Drop) -> None
     code, token = run(drop, "transfer-token", "create", "alice-laptop")
     assert code == 0
     token = token.strip()
-    assert check_token(drop, token) == TokenInfo("alice-laptop", drop.today(), FULL)
+    assert check_token(drop, token) == TokenInfo("alice-laptop", drop.today(), FULL, "default")
     code, output = run(drop, "transfer-token", "create", "alice-laptop")
     assert code == 1 and "exists already" in output
     code, output = run(drop, "transfer-token", "create", "../bad name")
@@ -88,7 +88,9 @@ def test_transfer_tokens_are_made_listed_rotated_and_revoked(drop: Drop) -> None
     assert listing == f"alice-laptop\t{drop.today()}\tfull\n" and token not in listing
     code, new = run(drop, "transfer-token", "rotate", "alice-laptop")
     assert code == 0 and check_token(drop, token) is None
-    assert check_token(drop, new.strip()) == TokenInfo("alice-laptop", drop.today(), FULL)
+    assert check_token(drop, new.strip()) == TokenInfo(
+        "alice-laptop", drop.today(), FULL, "default"
+    )
     code, output = run(drop, "transfer-token", "revoke", "alice-laptop")
     assert code == 0 and check_token(drop, new.strip()) is None
     code, output = run(drop, "transfer-token", "rotate", "alice-laptop")
@@ -105,7 +107,9 @@ def test_a_status_only_token_is_made_listed_and_keeps_its_scope_when_rotated(dro
     day = drop.today()
     assert listing == f"laptop\t{day}\tfull\nwatcher\t{day}\tstatus-only\n"
     found = check_token(drop, token.strip())
-    assert found == TokenInfo("watcher", day, STATUS_ONLY) and found.status_only
+    assert found == TokenInfo("watcher", day, STATUS_ONLY, "default") and found.status_only
     # And a rotated status-only token stays status-only
     code, new = run(drop, "transfer-token", "rotate", "watcher")
-    assert code == 0 and check_token(drop, new.strip()) == TokenInfo("watcher", day, STATUS_ONLY)
+    assert code == 0 and check_token(drop, new.strip()) == TokenInfo(
+        "watcher", day, STATUS_ONLY, "default"
+    )

@@ -170,3 +170,77 @@ def test_urgency_levels_arrivals_and_token_scopes_migrate_from_the_old_flag(
         "acked-urgent": 0,
         "acked-routine": 0,
     }
+
+
+def test_an_existing_drops_rows_become_the_default_desks(tmp_path: Path) -> None:
+    # Given a database at 0006: a report with a pending and an acknowledged submission,
+    # arrivals, a token and an export in the bundle log
+    url = f"sqlite:///{tmp_path / 'desks.sqlite'}"
+    config = alembic_config(url)
+    command.upgrade(config, "0006")
+    engine = make_engine(url)
+    day = dt.date(2026, 1, 2)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO sources (id, uuid, lookup_id, designation, key_fingerprint, "
+                "created_day) VALUES (1, :uuid, 'l', 'd', :fpr, :day)"
+            ),
+            {"uuid": str(uuid.uuid4()), "fpr": "A" * 40, "day": day},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO reports (id, uuid, source_id, created_day, urgency, acknowledged) "
+                "VALUES (1, 'r', 1, :day, 'urgent', 0)"
+            ),
+            {"day": day},
+        )
+        for n, acked in ((1, None), (2, day)):
+            conn.execute(
+                text(
+                    "INSERT INTO submissions (id, uuid, report_id, kind, store_name, size, "
+                    "acknowledged_day) VALUES (:n, :uuid, 1, 'file', :name, 1, :acked)"
+                ),
+                {"n": n, "uuid": f"s{n}", "name": f"n{n}", "acked": acked},
+            )
+        conn.execute(text("UPDATE arrival_counts SET count = 3 WHERE level = 'urgent'"))
+        conn.execute(
+            text(
+                "INSERT INTO transfer_tokens (name, token_sha256, created_day, scope) "
+                "VALUES ('laptop', :sha, :day, 'full')"
+            ),
+            {"sha": "0" * 64, "day": day},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO bundle_log (direction, peer, sequence, day) "
+                "VALUES ('export', :peer, 4, :day)"
+            ),
+            {"peer": "B" * 40, "day": day},
+        )
+    engine.dispose()
+    # When it is migrated
+    command.upgrade(config, "0007")
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        routed = conn.execute(text("SELECT submission_id, desk FROM submission_desks")).all()
+        arrivals = conn.execute(text("SELECT desk, level, count FROM arrival_counts")).all()
+        tokens = conn.execute(text("SELECT name, desk FROM transfer_tokens")).all()
+        log = conn.execute(text("SELECT sequence, desk FROM bundle_log")).all()
+    engine.dispose()
+    # Then everything is the default desk's, and only the pending submission is routed
+    assert [tuple(r) for r in routed] == [(1, "default")]
+    assert {tuple(r) for r in arrivals} == {
+        ("default", "routine", 0),
+        ("default", "urgent", 3),
+        ("default", "danger", 0),
+    }
+    assert [tuple(r) for r in tokens] == [("laptop", "default")]
+    assert [tuple(r) for r in log] == [(4, "default")]
+    # And going back keeps the counts
+    command.downgrade(config, "0006")
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        arrivals = conn.execute(text("SELECT level, count FROM arrival_counts")).all()
+    engine.dispose()
+    assert {tuple(r) for r in arrivals} == {("routine", 0), ("urgent", 3), ("danger", 0)}
