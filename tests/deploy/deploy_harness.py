@@ -238,8 +238,9 @@ class Container:
 
     @property
     def host_veth(self) -> str:
-        # systemd-nspawn names the host end "ve-" plus the machine name, cut to 15 characters.
-        return ("ve-" + self.name)[:15]
+        # systemd-nspawn names the host end "ve-" plus the machine name when that fits in
+        # 15 characters (a longer name gets a hashed one: booted() refuses it).
+        return "ve-" + self.name
 
     # -- build and boot -------------------------------------------------------------
 
@@ -570,6 +571,8 @@ class Deployment:
 @contextlib.contextmanager
 def booted(name: str, subnet: int, workdir: Path, ssh_key: Path) -> Iterator[Container]:
     """Boot a fresh container with a proxy on its veth; always tear both down."""
+    if len("ve-" + name) > 15:
+        raise HarnessError(f"machine name {name!r} is longer than 12 characters")
     archive = root_archive()
     box = Container(name=name, subnet=subnet, workdir=workdir, ssh_key=ssh_key)
     proxy = Proxy(workdir)
