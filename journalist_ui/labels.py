@@ -3,30 +3,61 @@ in the journalist UI's own catalogs (the source UI has its own, in a source's wo
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from typing import TypeVar
 
 from flask_babel import gettext
 
 from securedrop_wm.translations import N_
-from securedrop_wm.vocabulary import CaseStatus, Category, Urgency, Vocabulary
+from securedrop_wm.vocabulary import CaseStatus, Category, Place, Urgency
 from securedrop_wm.workstation.clocks import ReplyState
+from securedrop_wm.workstation.wiki_links import LinkKind, LinkWarning
 
+# In the vocabulary's order. The values that predate the Wikimedia categories keep their
+# labels: "Harassment" also names reports sent before "Off-wiki harassment or outing"
+# was offered (a new report's place says where it happened).
 CATEGORY_LABELS: dict[Category, str] = {
     Category.HARASSMENT: N_("Harassment"),
+    Category.OFFWIKI_HARASSMENT: N_("Off-wiki harassment or outing"),
     Category.DOXXING: N_("Doxxing"),
     Category.THREATS: N_("Threats of violence"),
     Category.SURVEILLANCE: N_("Government surveillance or pressure"),
     Category.LEGAL: N_("Legal threat or lawsuit"),
+    Category.ARREST: N_("Arrest or detention"),
+    Category.CONTENT_PRESSURE: N_("Pressure to change content"),
     Category.ACCOUNT: N_("Compromised account"),
+    Category.UCOC: N_("Universal Code of Conduct violation"),
+    Category.EVENT: N_("Incident at an event"),
     Category.OTHER: N_("Other"),
+}
+PLACE_LABELS: dict[Place, str] = {
+    Place.ON_WIKI: N_("On a wiki"),
+    Place.OFF_WIKI: N_("Off-wiki"),
+    Place.IN_PERSON: N_("In person"),
+}
+# What a link of a report points at (securedrop_wm/workstation/wiki_links.py).
+LINK_KIND_LABELS: dict[LinkKind, str] = {
+    LinkKind.PAGE: N_("page"),
+    LinkKind.DIFF: N_("diff"),
+    LinkKind.REVISION: N_("revision"),
+    LinkKind.USER: N_("user page"),
+    LinkKind.CONTRIBUTIONS: N_("contributions"),
+    LinkKind.SPECIAL: N_("special page"),
+    LinkKind.FILE: N_("file page"),
+    LinkKind.OTHER: N_("other link"),
+}
+LINK_WARNING_LABELS: dict[LinkWarning, str] = {
+    LinkWarning.NOT_WIKIMEDIA: N_("not a Wikimedia site"),
+    LinkWarning.NOT_WEB: N_("not a web address: never open it"),
+    LinkWarning.CUT: N_("too long: cut"),
 }
 URGENCY_LABELS: dict[Urgency, str] = {
     Urgency.ROUTINE: N_("Routine"),
     Urgency.URGENT: N_("Urgent"),
     Urgency.DANGER: N_("In danger now"),
 }
-V = TypeVar("V", bound=Vocabulary)
+V = TypeVar("V", bound=enum.StrEnum)
 
 
 def _by_value(labels: Mapping[V, str]) -> dict[str, str]:
@@ -92,6 +123,9 @@ METADATA_VALUE_LABELS: dict[str, str] = {
 LABELS: Mapping[str, Mapping[str, str]] = {
     "category": _by_value(CATEGORY_LABELS),
     "urgency": _by_value(URGENCY_LABELS),
+    "place": _by_value(PLACE_LABELS),
+    "link": _by_value(LINK_KIND_LABELS),
+    "link warning": _by_value(LINK_WARNING_LABELS),
     "status": _by_value(STATUS_LABELS),
     "reply": _by_value(REPLY_STATE_LABELS),
     "sort": SORT_LABELS,

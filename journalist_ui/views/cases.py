@@ -21,7 +21,7 @@ from securedrop_wm.errors import SecureDropError
 from securedrop_wm.filenames import visible_name
 from securedrop_wm.vocabulary import CaseStatus, Urgency
 from securedrop_wm.workstation import cases as core
-from securedrop_wm.workstation import clocks, replies, search, thread, viewing
+from securedrop_wm.workstation import clocks, replies, search, thread, viewing, wiki_links
 
 from .. import services
 from ..errors import explain
@@ -90,6 +90,8 @@ def case(case_id: int) -> Any:
         statuses=list(CaseStatus),
         people=core.responders(ws),
         views=views,
+        # Each report's links parsed (pages, diffs, users), shown as text, never as links.
+        links={r.id: wiki_links.parse_links(r.links, r.text) for r in found.reports},
     )
 
 

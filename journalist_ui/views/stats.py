@@ -3,7 +3,8 @@ for publication (small counts suppressed); charts drawn on the server as SVG; CS
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypeVar
 
 from flask import Blueprint, Response, abort, render_template, request
 from flask_babel import gettext as _
@@ -11,8 +12,19 @@ from flask_babel import gettext as _
 from securedrop_wm.workstation import stats as core
 
 from .. import services
+from ..labels import label
 
 bp = Blueprint("stats", __name__)
+V = TypeVar("V", int, str)
+
+
+def _labelled(dimension: str, counts: Mapping[str, V]) -> dict[str, V]:
+    """A chart's bars named in the responder's language, not by their stored values."""
+    purged = dimension == "status"
+    return {
+        _("purged") if purged and v == core.PURGED else label(dimension, v): n
+        for v, n in counts.items()
+    }
 
 
 def _titles() -> dict[str, str]:
@@ -39,7 +51,8 @@ def chart(dimension: str) -> Any:
     if dimension not in core.DIMENSIONS:
         abort(404)
     figures = core.compute_statistics(services())
-    svg = core.bar_chart_svg(_titles()[dimension], figures.counts[dimension])
+    counts = _labelled(dimension, figures.counts[dimension])
+    svg = core.bar_chart_svg(_titles()[dimension], counts)
     return Response(svg, mimetype="image/svg+xml")
 
 
@@ -71,7 +84,10 @@ def report() -> Any:
         "category": _("Cases by category, %(y)s", y=found.year),
         "urgency": _("Cases by urgency, %(y)s", y=found.year),
     }
-    charts = [core.bar_chart_svg(titles[t.dimension], t.totals_shown("row")) for t in found.tables]
+    charts = [
+        core.bar_chart_svg(titles[t.dimension], _labelled(t.dimension, t.totals_shown("row")))
+        for t in found.tables
+    ]
     months = found.tables[0].totals_shown("month")
     charts.append(core.bar_chart_svg(_("Cases by month opened, %(y)s", y=found.year), months))
     return render_template(

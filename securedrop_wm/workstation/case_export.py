@@ -246,6 +246,9 @@ def _report_text(number: int, report: Report) -> str:
         ("Reply language", report.reply_language),
         ("Imported", _utc(report.imported_at)),
         ("Wiki", report.wiki),
+        ("Where", report.place),
+        ("Project", report.project),
+        ("Country or region", report.region),
     ]
     head = "".join(f"{k}: {v}\n" for k, v in fields)
     return f"{head}\nLinks:\n{report.links}\n\nText:\n{report.text}\n"

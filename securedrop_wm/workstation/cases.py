@@ -18,7 +18,7 @@ from pathlib import Path
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, selectinload
 
-from ..vocabulary import CaseStatus, urgency_rank
+from ..vocabulary import CaseStatus, Category, Vocabulary, urgency_rank
 from . import audit
 from .clocks import Due, ReplyState, due, reply_state
 from .errors import CaseError, CaseNotFoundError
@@ -151,10 +151,16 @@ def filter_choices(ws: Workstation) -> dict[str, list[str]]:
     """The values present in the case database, for the list's filter menus."""
     with ws.sessions() as db:
         return {
-            "category": sorted(set(db.scalars(select(Case.category)))),
+            "category": _vocabulary_order(set(db.scalars(select(Case.category))), Category),
             "reply_language": sorted(set(db.scalars(select(Case.reply_language)))),
             "label": list(db.scalars(select(Label.name).order_by(Label.name))),
         }
+
+
+def _vocabulary_order(values: set[str], vocabulary: type[Vocabulary]) -> list[str]:
+    """``values`` in the vocabulary's order, then any outside it alphabetically."""
+    known = [v.value for v in vocabulary if v.value in values]
+    return known + sorted(values - set(known))
 
 
 def get_case(db: Session, case_id: int) -> Case:

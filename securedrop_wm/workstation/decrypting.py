@@ -21,7 +21,19 @@ from .errors import ImportRefusedError, SecretKeyLockedError
 from .services import Workstation
 
 _TEMP_PREFIX = ".import-"
-_SHORT_FIELDS = ("category", "urgency", "reply_language", "wiki", "links", "what_happened")
+# Text fields of a report's message; the last three are absent from messages written
+# before the source UI asked for them (read as "").
+_SHORT_FIELDS = (
+    "category",
+    "urgency",
+    "reply_language",
+    "wiki",
+    "links",
+    "what_happened",
+    "place",
+    "project",
+    "region",
+)
 # A report's fields are capped by the source UI at well under 2 MiB of JSON, even with
 # every character escaped; this leaves room and bounds the memory one message takes.
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024

@@ -428,6 +428,10 @@ def _record(
                 report.wiki = body.get("wiki", "")
                 report.links = body.get("links", "")
                 report.text = body.get("what_happened", "")
+                # Absent from messages written before the form asked (read as not said).
+                report.place = body.get("place", "")
+                report.project = body.get("project", "")
+                report.region = body.get("region", "")
                 db.add(
                     Submission(
                         uuid=item.id,

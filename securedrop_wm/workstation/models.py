@@ -203,6 +203,12 @@ class Report(Base):
     wiki: Mapped[str] = mapped_column(Text, default="")
     links: Mapped[str] = mapped_column(Text, default="")
     text: Mapped[str] = mapped_column(Text, default="")
+    # Where it happened (a ``vocabulary.Place`` value), which Wikimedia project, which
+    # country or region, as the source wrote them; "" when not said (and in reports
+    # imported before migration 0009).
+    place: Mapped[str] = mapped_column(String(16), default="", server_default="")
+    project: Mapped[str] = mapped_column(Text, default="", server_default="")
+    region: Mapped[str] = mapped_column(Text, default="", server_default="")
 
     case: Mapped[Case] = relationship(back_populates="reports")
     submissions: Mapped[list[Submission]] = relationship(

@@ -1,7 +1,8 @@
-"""Full-text search over the cases: report text, wiki, links, file names, notes, labels
-and replies, in an SQLite FTS5 table of the case database (``search_index``).
+"""Full-text search over the cases: report text, wiki, links, a report's project and
+region, file names, notes, labels and replies, in an SQLite FTS5 table of the case
+database (``search_index``).
 
-Triggers (migration 0008) keep the index current whoever writes those tables: an
+Triggers (migrations 0008 and 0009) keep the index current whoever writes those tables: an
 import, a note, a reply, a label, a purge. A row's rowid is its source row's id * 8 plus
 the code of its kind (:data:`KINDS`), so a trigger finds it without a scan. Deleting a
 case removes its rows through its children's triggers (SQLite fires them for rows a
@@ -33,8 +34,18 @@ from .errors import CaseError
 from .services import Workstation
 
 #: What a hit was found in, and the code its rowid ends with.
-KINDS = {"text": 1, "wiki": 2, "links": 3, "file": 4, "note": 5, "reply": 6, "labels": 7}
-#: The triggers migration 0008 creates; a batch migration recreating a table drops its own.
+KINDS = {
+    "details": 0,  # a report's project and region (migration 0009)
+    "text": 1,
+    "wiki": 2,
+    "links": 3,
+    "file": 4,
+    "note": 5,
+    "reply": 6,
+    "labels": 7,
+}
+#: The triggers migrations 0008 and 0009 create; a batch migration recreating a table
+#: drops its own.
 TRIGGERS = (
     "search_reports_ai",
     "search_reports_au",
@@ -50,6 +61,9 @@ TRIGGERS = (
     "search_replies_ad",
     "search_labels_ai",
     "search_labels_ad",
+    "search_details_ai",
+    "search_details_au",
+    "search_details_ad",
 )
 MAX_QUERY_CHARS = 500
 MAX_HITS = 200
@@ -59,7 +73,7 @@ EMPTY_QUERY = "type a word to search for"
 LONG_QUERY = "a search may have at most {n} characters"
 BAD_QUERY = "this search cannot be run: {reason}"
 _TERM = re.compile(r'"([^"]*)"|(\S+)')
-# Each statement fills the index with one kind of row (as migration 0008's triggers do).
+# Each statement fills the index with one kind of row (as the migrations' triggers do).
 _POPULATE = (
     (
         "INSERT INTO search_index(rowid, body, case_id, kind) SELECT id * 8 + 1, text, "
@@ -90,6 +104,11 @@ _POPULATE = (
         "INSERT INTO search_index(rowid, body, case_id, kind) SELECT cl.case_id * 8 + 7, "
         "group_concat(l.name, ' '), cl.case_id, 'labels' FROM case_labels cl JOIN labels "
         "l ON l.id = cl.label_id GROUP BY cl.case_id"
+    ),
+    (
+        "INSERT INTO search_index(rowid, body, case_id, kind) SELECT id * 8, "
+        "trim(project || ' ' || region), case_id, 'details' FROM reports "
+        "WHERE project != '' OR region != ''"
     ),
 )
 

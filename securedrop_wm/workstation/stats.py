@@ -136,7 +136,7 @@ def statistics_of(figures: Figures) -> Statistics:
             if dimension == "category":
                 counts["month"][month] += n
     ordered = {
-        "category": dict(sorted(counts["category"].items())),
+        "category": _in_order(counts["category"], [c.value for c in Category]),
         "urgency": {u.value: counts["urgency"][u] for u in Urgency}
         | {k: v for k, v in counts["urgency"].items() if not Urgency.has(k)},
         "month": dict(sorted(counts["month"].items())),
@@ -145,6 +145,13 @@ def statistics_of(figures: Figures) -> Statistics:
     }
     median = round(statistics.median(minutes) / 60, 1) if minutes else None
     return Statistics(sum(counts["category"].values()), len(minutes), median, ordered)
+
+
+def _in_order(counts: Mapping[str, int], order: list[str]) -> dict[str, int]:
+    """The values present, in the vocabulary's order, then any other (a value stored by
+    an older or newer version) in alphabetical order."""
+    known = {v: counts[v] for v in order if counts.get(v)}
+    return known | {k: n for k, n in sorted(counts.items()) if k not in known and n}
 
 
 def statistics_csv(stats: Statistics) -> str:
@@ -362,7 +369,7 @@ def report_csv(report: TransparencyReport) -> str:
 def bar_chart_svg(title: str, counts: Mapping[str, int | str]) -> str:
     """A horizontal bar chart as a standalone SVG document (no script, no external font).
     A value given as text (a suppressed ``<5``) is written without a bar."""
-    bar, gap, label_w, chart_w = 22, 8, 170, 300
+    bar, gap, label_w, chart_w = 22, 8, 270, 300
     height = 40 + max(1, len(counts)) * (bar + gap)
     numbers = [v for v in counts.values() if isinstance(v, int)]
     peak = max(numbers, default=0) or 1
@@ -379,9 +386,14 @@ def bar_chart_svg(title: str, counts: Mapping[str, int | str]) -> str:
         y = 32 + i * (bar + gap)
         width = round(chart_w * count / peak) if isinstance(count, int) else 0
         parts.append(
-            f'<text x="{label_w - 6}" y="{y + 16}" text-anchor="end">{escape(label[:24])}</text>'
+            f'<text x="{label_w - 6}" y="{y + 16}" text-anchor="end">{escape(_cut(label))}</text>'
             f'<rect x="{label_w}" y="{y}" width="{width}" height="{bar}" fill="#3b6ea5"/>'
             f'<text x="{label_w + width + 6}" y="{y + 16}">{escape(str(count))}</text>'
         )
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _cut(label: str, limit: int = 38) -> str:
+    """A bar's label, cut with an ellipsis to fit beside the bars."""
+    return label if len(label) <= limit else label[: limit - 1] + "…"

@@ -10,6 +10,7 @@ from pathlib import Path
 from flask.testing import FlaskClient
 
 from securedrop_wm.codenames import generate_codename
+from securedrop_wm.desks import check_route
 from securedrop_wm.drop import Drop
 from securedrop_wm.sources import PendingFile, ReportFields, create_source, submit_report
 from tests.workstation.fixtures import Station, export, import_through_ui, login
@@ -26,7 +27,8 @@ def _report_with_a_stored_name(drop: Drop, name: str) -> None:
     )
     writer.write(b"MZ\x90\x00")
     fields = ReportFields(what_happened="see file", category="harassment", urgency="routine")
-    submit_report(drop, source, fields, [PendingFile(name, writer)])
+    desks = check_route(drop.settings, None)  # the drop's only desk
+    submit_report(drop, source, fields, [PendingFile(name, writer, desks=desks)])
 
 
 def test_a_spoofed_name_is_shown_visibly_and_the_file_downloads_under_a_neutral_name(

@@ -107,7 +107,7 @@ def test_statistics_page_charts_and_csv(
     page = ws_client.get("/stats")
     assert "2 case(s); 0 with a reply sent." in page.text
     svg = ws_client.get("/stats/category.svg")
-    assert svg.mimetype == "image/svg+xml" and b"doxxing" in svg.data and b"<script" not in svg.data
+    assert svg.mimetype == "image/svg+xml" and b"Doxxing" in svg.data and b"<script" not in svg.data
     rows = list(csv.reader(io.StringIO(ws_client.get("/stats.csv").text)))
     assert ["category", "doxxing", "1"] in rows and ["urgency", "urgent", "1"] in rows
     # aggregates only: no case's designation or source id in any statistics output
