@@ -16,8 +16,8 @@ from securedrop_wm.sources import MAX_TEXT_CHARS
 
 from .sessions import SessionStore
 from .uploads import UPLOAD_ENDPOINT, form_token_spent_here
+from .views.refusals import files_too_large_message
 from .views.source import (
-    files_too_large_message,
     had_files,
     report_from_request,
     resumed_form,

@@ -15,6 +15,12 @@ next one starts (one gpg per request at a time), and a report with more file par
 Two forms upload: the report form (``source.submit``, up to ``max_files_per_report``
 files) and the one-file form (``source.send_file``, exactly one file per request, so that
 a dropped connection loses one file, not a report).
+
+Each file is encrypted to the keys of the desks its report goes to (securedrop_wm/desks.py),
+known before its first byte: on the report form, the ``desk`` and ``also_central`` fields,
+which the form sends before its files; on the one-file form, the desks of the source's
+previous report (a follow-up). A desk choice that is missing or unknown refuses the file
+(nothing of it is kept) and the view says why.
 """
 
 from __future__ import annotations
@@ -32,10 +38,18 @@ from werkzeug.formparser import FormDataParser, MultiPartParser
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 
 from sdwm_web.services import DROP, SETTINGS, service
+from securedrop_wm.desks import route
 from securedrop_wm.drop import Drop
 from securedrop_wm.errors import ReportError
+from securedrop_wm.kdf import SourceId, SourcePassphrase
 from securedrop_wm.settings import Settings
-from securedrop_wm.sources import PendingFile, abort_files, start_file
+from securedrop_wm.sources import (
+    PendingFile,
+    SourceLogin,
+    abort_files,
+    follow_up_desks,
+    start_file,
+)
 
 from .sessions import SessionStore
 
@@ -255,12 +269,37 @@ class UploadRequest(Request):
             # One gpg per request at a time: the previous part is complete, finish it.
             files[-1].writer.close()
         try:
-            pending = start_file(service(current_app, DROP, Drop), filename)
+            # The report form sends the desk choice before its files (submit.html): each
+            # file is encrypted to the chosen desks only, as the report will be.
+            # The one-file form's file is a follow-up: the desks of the previous report.
+            drop = service(current_app, DROP, Drop)
+            if self.endpoint == UPLOAD_ENDPOINT:
+                desks = report_desks(_first(fields, "desk"), _first(fields, "also_central"))
+            else:
+                login = SourceLogin(SourceId(session["sid"]), SourcePassphrase(session["pp"]))
+                desks = follow_up_desks(drop, login)
+            pending = start_file(drop, filename, desks)
         except ReportError as e:
             g.setdefault("upload_errors", []).append(e)
             return _Discard()  # type: ignore[return-value]
         g.setdefault("pending_files", []).append(pending)
         return pending.writer  # type: ignore[return-value]
+
+
+def report_desks(desk: str, also_central: str) -> tuple[str, ...]:
+    """The desks a new report goes to, from the report form's ``desk`` and
+    ``also_central`` fields (``desk`` may be empty on a drop with one desk).
+
+    :raises UnknownDeskError: no desk chosen on a drop with several, or an unknown one.
+    """
+    settings = service(current_app, SETTINGS, Settings)
+    return route(settings, desk.strip() or None, also_central.strip() == "1")
+
+
+def _first(fields: Fields, name: str) -> str:
+    """The first value of the field ``name`` among ``fields`` ("" if absent), as
+    ``request.form.get`` gives it once the whole form is parsed."""
+    return next((value for key, value in fields if key == name), "")
 
 
 def _spend_form_token(fields: Fields) -> None:

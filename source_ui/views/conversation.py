@@ -21,9 +21,10 @@ from securedrop_wm.vocabulary import Urgency
 
 from ..lanes import Busy
 from ..uploads import pending_files, upload_errors
+from .refusals import file_refusal, files_too_large_message
+from .report_form import category_labels, report_form_context, urgency_labels
 from .source import (
     _drop,
-    _file_refusal,
     _lanes,
     _login,
     _rotate_csrf,
@@ -31,12 +32,9 @@ from .source import (
     busy_message,
     busy_page,
     busy_response,
-    category_labels,
-    files_too_large_message,
     had_files,
     login_required,
     report_from_request,
-    urgency_labels,
 )
 
 #: The source's words for a report's status.
@@ -167,12 +165,12 @@ def send_file() -> Any:
     errors = upload_errors()
     if errors:
         abort_files(files)
-        return file_form_error(_file_refusal(errors[0]), 400)
+        return file_form_error(file_refusal(errors[0]), 400)
     if not files:
         return file_form_error(_("Choose a file to send."), 400)
     try:
         with _lanes().returning.slot():
-            send_follow_up(_drop(), _login(), "", Urgency.ROUTINE, files)
+            send_follow_up(_drop(), _login(), "", Urgency.ROUTINE, files, files[0].desks)
     except Busy as busy:
         abort_files(files)
         page, _code = file_form_error(busy_message(busy), 503)
@@ -206,7 +204,7 @@ def switch_language() -> Any:
     form = report_from_request()
     if request.args.get("form") == "message":
         return render_template("message.html", urgencies=urgency_labels(), form=form)
-    context = {"categories": category_labels(), "urgencies": urgency_labels()}
+    context = report_form_context()
     return render_template("submit.html", **context, form=form, had_files=had_files())
 
 

@@ -1,4 +1,4 @@
-"""Pages anyone can read: landing, safety guidance, language choice."""
+"""Pages anyone can read: landing, safety guidance, language choice, goodbye."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from werkzeug.exceptions import HTTPException
 
 from sdwm_web.services import SETTINGS, service
 from securedrop_wm.settings import Settings
+
+from ..i18n import remember_language
 
 bp = Blueprint("main", __name__)
 
@@ -36,17 +38,34 @@ def safety() -> Any:
     return render_template("safety.html")
 
 
+@bp.get("/logged-out")
+def logged_out() -> Any:
+    """The goodbye page a logout leads to (source.logout)."""
+    return render_template("logged_out.html")
+
+
 @bp.get("/language/<lang>")
 def choose_language(lang: str) -> Any:
-    """Remember a language for this session only, then go back to the page it was
-    chosen on, or to the start if that page cannot be shown again by a link (the
-    answer to a form) or is not ours."""
+    """Remember a language in the language cookie (and in the session, if there is one
+    already), then go back to the page it was chosen on, or to the start if that page
+    cannot be shown again by a link (the answer to a form) or is not ours.
+
+    A link from another site may lead here: the language cookie is SameSite=Lax, so the
+    page this redirects to is in that language although the session cookie (Strict) is
+    not sent on it. No session is started for a language alone: after a logout, the
+    browser holds the language cookie and nothing else.
+    """
+    response = redirect(_back_to(request.args.get("next", "")))
     if lang in current_app.config["SDWM_LANGUAGES"]:
-        session["lang"] = lang
-    target = request.args.get("next", "")
-    if not _is_our_page(target):
-        target = url_for("main.index")
-    return redirect(target)
+        if session:
+            session["lang"] = lang
+        remember_language(response, lang)
+    return response
+
+
+def _back_to(target: str) -> str:
+    """Where a language link leads: ``target`` if it is a page of ours, else the start."""
+    return target if _is_our_page(target) else url_for("main.index")
 
 
 def _is_our_page(path: str) -> bool:

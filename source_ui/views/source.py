@@ -16,26 +16,22 @@ from flask import (
     session,
     url_for,
 )
-from flask_babel import format_decimal, ngettext
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_wtf.csrf import CSRFError
 
 from sdwm_web.services import DROP, SETTINGS, service
-from securedrop_wm.codenames import (
-    Codename,
-    available_languages,
-    generate_codename,
-    parse_codename,
-)
+from securedrop_wm import codenames
+from securedrop_wm.codenames import Codename, parse_codename
 from securedrop_wm.drop import Drop
 from securedrop_wm.errors import (
     CodenameError,
     EmptyReportError,
-    FileNameError,
     ReportError,
     ReportTooLargeError,
     SourceNotFoundError,
     SourceRemovedError,
+    UnknownDeskError,
 )
 from securedrop_wm.kdf import SourceId, SourcePassphrase
 from securedrop_wm.settings import Settings
@@ -49,16 +45,44 @@ from securedrop_wm.sources import (
     source_exists,
     submit_report,
 )
-from securedrop_wm.translations import N_, language_name
-from securedrop_wm.vocabulary import Category, Urgency
+from securedrop_wm.translations import language_name
+from securedrop_wm.vocabulary import Urgency
 
 from ..lanes import LANES, Busy, Lanes
-from ..uploads import TooManyFilesError, form_value, pending_files, upload_errors
+from ..uploads import (
+    TooManyFilesError,
+    form_value,
+    pending_files,
+    report_desks,
+    upload_errors,
+)
+from .refusals import (
+    desk_refusal,
+    field_refusal,
+    file_refusal,
+    files_too_large_message,
+    too_many_files_message,
+)
+from .report_form import report_form_context
 
 bp = Blueprint("source", __name__)
 
 #: The report form's text fields: what a source typed, kept when a session expires.
-REPORT_FIELDS = ("category", "what_happened", "urgency", "wiki", "links", "reply_language")
+#: (``wiki`` is no longer on the form, which asks for ``project``; a form from before
+#: that change still sends it.)
+REPORT_FIELDS = (
+    "desk",
+    "also_central",
+    "category",
+    "place",
+    "project",
+    "region",
+    "what_happened",
+    "urgency",
+    "wiki",
+    "links",
+    "reply_language",
+)
 
 
 def report_from_request() -> dict[str, str]:
@@ -158,62 +182,97 @@ def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
     return wrapped
 
 
-# The source's words for each value, in the order the form offers them.
-CATEGORY_LABELS: dict[Category, str] = {
-    Category.HARASSMENT: N_("Harassment"),
-    Category.DOXXING: N_("Doxxing (my identity or address was exposed)"),
-    Category.THREATS: N_("Threats of violence"),
-    Category.SURVEILLANCE: N_("Government surveillance or pressure"),
-    Category.LEGAL: N_("Legal threat or lawsuit"),
-    Category.ACCOUNT: N_("My account was compromised"),
-    Category.OTHER: N_("Something else"),
-}
-URGENCY_LABELS: dict[Urgency, str] = {
-    Urgency.ROUTINE: N_("Routine: an answer within days is fine"),
-    Urgency.URGENT: N_("Urgent: I need help soon"),
-    Urgency.DANGER: N_("I am in danger now"),
-}
-
-
-def category_labels() -> dict[str, str]:
-    """Translated labels of the report categories."""
-    return {value.value: _(label) for value, label in CATEGORY_LABELS.items()}
-
-
-def urgency_labels() -> dict[str, str]:
-    """Translated labels of the urgency levels."""
-    return {value.value: _(label) for value, label in URGENCY_LABELS.items()}
-
-
 @bp.get("/generate")
 def generate() -> Any:
-    """Show a new codename once, with advice on keeping it; ``?words=fr`` draws its
-    words from another language's list (default: the page's language, else English)."""
+    """Show the codename drawn for this visitor, with advice on keeping it.
+
+    The codename is drawn once and kept in the (encrypted, expiring) session until
+    "Continue" creates the source: a reload or a change of the page's language shows the
+    same one. Its words are by default from the list for the page's language; when the
+    page's language (or ``?words=fr``) asks for another list, the page offers a new
+    codename in that list (a form: :func:`new_codename`) and says the old one would be
+    void, never swapping it silently.
+    """
     from flask import request
-    from flask_babel import get_locale
+
+    from ..i18n import language_in_page, request_locale
 
     if "sid" in session:
         return redirect(url_for("source.submit"))
     settings = service(current_app, SETTINGS, Settings)
-    offered = available_languages()
-    language = request.args.get("words", "")
-    if language not in offered:
-        language = str(get_locale()) if str(get_locale()) in offered else "en"
-    codename = generate_codename(settings.codename_words, language)
-    session["pending_codename"] = codename
+    offered = codenames.available_wordlists()
+    asked = request.args.get("words", "")
+    page_words = codenames.wordlist_language_for(request_locale())
+    codename, words = _pending_codename()
+    if codename is None:
+        words = asked if asked in offered else page_words
+        codename = codenames.draw_codename(words, settings.codename_words).codename
+        session.update(pending_codename=codename, pending_words=words)
+    offer = asked if asked in offered else page_words
     return render_template(
         "generate.html",
-        codename=codename,
+        codename=codenames.shown_codename(codename, words),
         unused_days=_drop().settings.unused_source_days,
-        codename_language=language,
+        codename_language=words,
+        codename_language_name=language_in_page(words),
+        codename_dir=codenames.direction(words),
         codename_languages={code: language_name(code) for code in offered},
+        offer_words=offer if offer != words and offer in offered else None,
+        offer_name=language_in_page(offer),
     )
+
+
+def _pending_codename() -> tuple[Codename | None, str]:
+    """The codename already shown to this visitor and the language of its words."""
+    codename = session.get("pending_codename")
+    if not isinstance(codename, str) or not codename:
+        return None, ""
+    words = session.get("pending_words")
+    if words not in codenames.available_wordlists():
+        # Drawn before the session noted its list: the first list that has every word.
+        parts = codename.split()
+        words = next(
+            (
+                w
+                for w in codenames.available_wordlists()
+                if all(p in codenames.load_wordlist(w).index for p in parts)
+            ),
+            "en",
+        )
+    return Codename(codename), str(words)
+
+
+@bp.post("/generate")
+def new_codename() -> Any:
+    """Replace the codename shown by a new one whose words are in the language asked
+    for; the page that follows says that the old codename is void."""
+    from flask import abort, request
+
+    if "sid" in session:
+        return redirect(url_for("source.submit"))
+    words = request.form.get("words", "")
+    if words not in codenames.available_wordlists():
+        abort(400)
+    settings = service(current_app, SETTINGS, Settings)
+    replaced = _pending_codename()[0] is not None
+    codename = codenames.draw_codename(words, settings.codename_words).codename
+    session.update(pending_codename=codename, pending_words=words)
+    if replaced:
+        flash(
+            _(
+                "This is your new codename. The one shown before is void: it will never "
+                "work, do not keep it."
+            ),
+            "info",
+        )
+    return redirect(url_for("source.generate"))
 
 
 @bp.post("/create")
 def create() -> Any:
     """Create the source for the codename shown on the previous page."""
     codename = session.pop("pending_codename", None)
+    words = session.pop("pending_words", None)
     if not codename:
         flash(_("Your codename was not found. Here is a new one."), "error")
         return redirect(url_for("source.generate"))
@@ -222,7 +281,7 @@ def create() -> Any:
             login = create_source(_drop(), Codename(codename))
     except Busy as busy:
         # Not created: the same codename, which the source has written down, stays ready.
-        session["pending_codename"] = codename
+        session.update(pending_codename=codename, pending_words=words)
         _rotate_csrf()
         return busy_page(busy, retry_form=url_for("source.create"))
     except SourceCollisionError:
@@ -270,7 +329,7 @@ def login() -> Any:
     resumed = _resumed_report()
     if resumed:
         # A report typed before the session expired: back in the form, not sent yet.
-        context = {"categories": category_labels(), "urgencies": urgency_labels()}
+        context = report_form_context()
         notice = _("You are logged in again. Your report is not sent yet: check it and send it.")
         template = "message.html" if resumed_form() == "message" else "submit.html"
         return render_template(
@@ -291,18 +350,23 @@ def _resumed_report() -> dict[str, Any]:
 @bp.route("/submit", methods=["GET", "POST"])
 @login_required
 def submit() -> Any:
-    """The report form, and storing a report."""
+    """The report form, and storing a report for the desks the source chose."""
     from flask import request
 
-    context = {"categories": category_labels(), "urgencies": urgency_labels()}
+    context = report_form_context()
     if request.method == "GET":
         return render_template("submit.html", **context, form={})
     files = pending_files()
     form = report_from_request()
+    try:
+        desks = report_desks(form["desk"], form["also_central"])
+    except UnknownDeskError:
+        abort_files(files)
+        return _form_error(context, form, desk_refusal(form["desk"]), 400, had_files())
     errors = upload_errors()
     if errors:
         abort_files(files)
-        return _form_error(context, form, _file_refusal(errors[0]), 400)
+        return _form_error(context, form, file_refusal(errors[0]), 400)
     fields = ReportFields(
         category=form["category"],
         what_happened=form["what_happened"],
@@ -310,10 +374,13 @@ def submit() -> Any:
         wiki=form["wiki"],
         links=form["links"],
         reply_language=form["reply_language"] or "en",
+        place=form["place"],
+        project=form["project"],
+        region=form["region"],
     )
     try:
         with _lanes().returning.slot():
-            receipt = submit_report(_drop(), _login(), fields, files)
+            receipt = submit_report(_drop(), _login(), fields, files, desks=desks)
     except Busy as busy:
         abort_files(files)
         page, _code = _form_error(context, form, busy_message(busy), 503, had_files=bool(files))
@@ -324,12 +391,12 @@ def submit() -> Any:
         return _form_error(
             context, form, _("Write what happened or attach at least one file."), 400
         )
+    except UnknownDeskError:
+        # The files were encrypted for other desks than the form names (a form whose
+        # desk fields came after its files): nothing was kept.
+        return _form_error(context, form, desk_refusal(form["desk"]), 400, bool(files))
     except ReportError:
-        message = _(
-            "Please check the form: choose a category and an urgency, "
-            "and keep each field within its limit."
-        )
-        return _form_error(context, form, message, 400)
+        return _form_error(context, form, field_refusal(fields), 400, bool(files))
     _rotate_csrf()
     session["receipt"] = {"files": receipt.files, "danger": receipt.danger}
     return redirect(url_for("source.thanks"))
@@ -346,42 +413,9 @@ def too_many_files(e: TooManyFilesError) -> Any:
         from .conversation import file_form_error
 
         return file_form_error(_("Send one file at a time: nothing was kept."), 413)
-    context = {"categories": category_labels(), "urgencies": urgency_labels()}
+    context = report_form_context()
     form = {k: str(e.fields.get(k, "")).strip().replace("\r\n", "\n") for k in REPORT_FIELDS}
     return _form_error(context, form, too_many_files_message(e.limit), 413, had_files=True)
-
-
-def too_many_files_message(limit: int) -> str:
-    """Why a report's files were refused for their number, naming the limit."""
-    return ngettext(
-        "You attached more files than this drop accepts: at most %(num)d file in one "
-        "report. Nothing was kept: send the others in another report.",
-        "You attached more files than this drop accepts: at most %(num)d files in one "
-        "report. Nothing was kept: send the others in another report.",
-        limit,
-    )
-
-
-def files_too_large_message() -> str:
-    """Why a report's files were refused for their size, naming the limit."""
-    settings = service(current_app, SETTINGS, Settings)
-    return _(
-        "Your files are larger than this drop accepts: at most %(megabytes)s MB in one "
-        "report. Send fewer or smaller files, or split your report in several parts.",
-        megabytes=format_decimal(round(settings.max_report_bytes / 1_000_000, 1)),
-    )
-
-
-def _file_refusal(error: ReportError) -> str:
-    """Why an attached file was refused, in the page's language."""
-    if isinstance(error, FileNameError):
-        if error.reason == "length":
-            return _("A file name must have between 1 and 255 characters.")
-        if error.reason == "control":
-            return _("A file name must not contain control characters.")
-        if error.reason == "path":
-            return _("A file name must not contain a folder path.")
-    return str(error)
 
 
 def _form_error(
@@ -410,12 +444,25 @@ def thanks() -> Any:
 
 @bp.post("/logout")
 def logout() -> Any:
-    """End the session, on the server too; advise closing Tor Browser's window."""
+    """End the session, on the server too; make the browser forget this site's cookies;
+    then the goodbye page, which advises closing Tor Browser's window.
+
+    ``Clear-Site-Data: "cookies"`` removes every cookie of the site, the language cookie
+    too, and a browser ignores a cookie set by the same response. So the response is a
+    redirect: through the language link (which sets the language cookie again) when the
+    source had chosen a language, so the goodbye page and the next visit keep it.
+    """
+    from ..i18n import chosen_language
+
+    language = chosen_language()
     session.clear()
-    response = current_app.make_response(render_template("logged_out.html"))
-    # Tor Browser forgets the cookie even if this response's Set-Cookie were lost.
+    goodbye = url_for("main.logged_out")
+    if language is not None:
+        goodbye = url_for("main.choose_language", lang=language, next=goodbye)
+    response = redirect(goodbye, 303)
+    # Tor Browser forgets the session cookie even if this response's Set-Cookie were lost.
     response.headers["Clear-Site-Data"] = '"cookies"'
     return response
 
 
-__all__ = ["CATEGORY_LABELS", "REPORT_FIELDS", "URGENCY_LABELS", "bp", "resumed_form"]
+__all__ = ["REPORT_FIELDS", "bp", "resumed_form"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
-from http.cookies import SimpleCookie
+from http.cookies import Morsel, SimpleCookie
 
 from flask import Flask
 from flask.testing import FlaskClient
@@ -21,6 +21,10 @@ from werkzeug.test import TestResponse
 PLACEHOLDERS = {"lang": "fr", "filename": "style.css", "path": "style.css"}
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+#: The source UI's language cookie (source_ui/i18n.py): the one cookie that may be
+#: SameSite=Lax and outlive the browser, because it holds a locale name and nothing else.
+LANGUAGE_COOKIE = "sdwm_lang"
+_LOCALE_NAME = re.compile(r"[a-z]{2,3}(_[A-Z][a-z]{3}|_[A-Z]{2})?")
 _HOST_SOURCE = re.compile(r"(?:https?:|wss?:|\*|data:|blob:)")
 
 
@@ -106,6 +110,7 @@ def cookie_problems(set_cookie: str) -> list[str]:
     A live cookie must be HttpOnly, SameSite=Strict, host-only (no Domain) and die with
     the browser (no Expires, no Max-Age). A cookie being deleted (empty value, expiry in
     the past) must still be HttpOnly and SameSite=Strict so the deletion matches it.
+    The source UI's language cookie has rules of its own (:func:`_language_cookie_problems`).
     """
     jar: SimpleCookie = SimpleCookie()
     jar.load(set_cookie)
@@ -113,6 +118,9 @@ def cookie_problems(set_cookie: str) -> list[str]:
     for name, morsel in jar.items():
         where = f"cookie {name}"
         deleting = morsel.value == "" or morsel["max-age"] == "0"
+        if name == LANGUAGE_COOKIE:
+            problems += _language_cookie_problems(morsel.value, morsel, deleting)
+            continue
         if not morsel["httponly"]:
             problems.append(f"{where} is not HttpOnly")
         if str(morsel["samesite"]).lower() != "strict":
@@ -121,4 +129,21 @@ def cookie_problems(set_cookie: str) -> list[str]:
             problems.append(f"{where} names a Domain: {morsel['domain']}")
         if not deleting and (morsel["expires"] or morsel["max-age"]):
             problems.append(f"{where} outlives the browser: {set_cookie}")
+    return problems
+
+
+def _language_cookie_problems(value: str, morsel: Morsel[str], deleting: bool) -> list[str]:
+    """The language cookie: HttpOnly, SameSite=Lax (sent on a link from another site),
+    host-only, for the whole site, and its value a locale name only."""
+    problems = []
+    if not morsel["httponly"]:
+        problems.append("language cookie is not HttpOnly")
+    if str(morsel["samesite"]).lower() != "lax":
+        problems.append("language cookie is not SameSite=Lax")
+    if morsel["domain"]:
+        problems.append(f"language cookie names a Domain: {morsel['domain']}")
+    if morsel["path"] != "/":
+        problems.append(f"language cookie is not for the whole site: {morsel['path']!r}")
+    if not deleting and not _LOCALE_NAME.fullmatch(value):
+        problems.append(f"language cookie holds more than a locale name: {value!r}")
     return problems

@@ -15,8 +15,8 @@ from flask.testing import FlaskClient
 from journalist_ui import labels as journalist_labels
 from securedrop_wm.drop import Drop
 from securedrop_wm.translations import load_translations
-from securedrop_wm.vocabulary import CaseStatus, Category, Urgency, Vocabulary
-from source_ui.views import source as source_labels
+from securedrop_wm.vocabulary import CaseStatus, Category, Place, Urgency, Vocabulary
+from source_ui.views import report_form as source_labels
 from tests.i18n.catalogs import ROOT
 from tests.i18n.test_catalogs import JOURNALIST_TRANSLATED, TRANSLATED
 from tests.workstation.fixtures import Station, export, import_through_ui, login, source_reports
@@ -27,6 +27,8 @@ MISSING = "\x00missing"
 TABLES = [
     ("source_ui", Category, source_labels.CATEGORY_LABELS, TRANSLATED),
     ("source_ui", Urgency, source_labels.URGENCY_LABELS, TRANSLATED),
+    ("source_ui", Place, source_labels.PLACE_LABELS, TRANSLATED),
+    ("journalist_ui", Place, journalist_labels.PLACE_LABELS, JOURNALIST_TRANSLATED),
     ("journalist_ui", Category, journalist_labels.CATEGORY_LABELS, JOURNALIST_TRANSLATED),
     ("journalist_ui", Urgency, journalist_labels.URGENCY_LABELS, JOURNALIST_TRANSLATED),
     ("journalist_ui", CaseStatus, journalist_labels.STATUS_LABELS, JOURNALIST_TRANSLATED),

@@ -77,20 +77,24 @@ def test_language_list_names_each_language_in_itself(client: FlaskClient) -> Non
         assert f">{name}</a>" in page
 
 
-def test_chosen_language_lasts_the_session_only_and_survives_logout(
-    app: object, client: FlaskClient
-) -> None:
+def test_chosen_language_survives_logout(app: object, client: FlaskClient) -> None:
     # Tor Browser asks for English; the source picks Persian with a link.
     headers = {"Accept-Language": TOR_BROWSER}
     client.get("/language/fa?next=/generate", headers=headers)
     new_source(client)
     page = client.get("/submit", headers=headers)
     assert page_language(page.text) == ("fa", "rtl")
-    logged_out = client.post("/logout", data={"csrf_token": csrf_token(page.text)}, headers=headers)
-    # The goodbye page still speaks Persian, though the session is gone with the choice.
+    logged_out = client.post(
+        "/logout",
+        data={"csrf_token": csrf_token(page.text)},
+        headers=headers,
+        follow_redirects=True,
+    )
+    # The goodbye page still speaks Persian, and so does the next visit (the language
+    # cookie; tests/source_ui/test_language_choice.py).
     assert page_language(logged_out.text) == ("fa", "rtl")
     assert "مرورگر تور" in logged_out.text
-    assert page_language(client.get("/", headers=headers).text)[0] == "en"
+    assert page_language(client.get("/", headers=headers).text)[0] == "fa"
     # A new browser (no cookie) is not told anything about the last visitor's choice.
     other = app.test_client()  # type: ignore[attr-defined]
     assert page_language(other.get("/", headers=headers).text)[0] == "en"
@@ -119,7 +123,7 @@ def test_unknown_language_is_ignored(client: FlaskClient) -> None:
 
 
 def codename_of(html: str) -> tuple[str, str]:
-    match = re.search(r'id="codename" lang="([^"]+)" dir="ltr">([^<]+)<', html)
+    match = re.search(r'id="codename" lang="([^"]+)" dir="(?:ltr|rtl)">([^<]+)<', html)
     assert match, "no codename on the page"
     return match.group(1), match.group(2)
 
@@ -137,7 +141,9 @@ def test_source_can_pick_the_codename_language(client: FlaskClient, words: str) 
             assert f'href="/generate?words={other}"' in page
 
 
-@pytest.mark.parametrize(("ui", "words"), [("de", "de"), ("pt_BR", "pt_BR"), ("ar", "en")])
+@pytest.mark.parametrize(
+    ("ui", "words"), [("de", "de"), ("pt_BR", "pt_BR"), ("ar", "ar"), ("ja", "en")]
+)
 def test_codename_language_follows_the_page_language(
     client: FlaskClient, ui: str, words: str
 ) -> None:

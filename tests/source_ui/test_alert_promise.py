@@ -86,7 +86,8 @@ def every_page(
         assert sent.status_code == 302, urgency
         keep("thanks" if urgency == "routine" else "thanks-danger", client.get("/thanks"))
     replies = keep("replies", client.get("/replies"))
-    keep("logged-out", client.post("/logout", data={"csrf_token": csrf_token(replies)}))
+    logout = {"csrf_token": csrf_token(replies)}
+    keep("logged-out", client.post("/logout", data=logout, follow_redirects=True))
     new_source(client)
     now[0] += settings.session_minutes * 60 + 1
     keep("session-expired", client.get("/replies"), 401)

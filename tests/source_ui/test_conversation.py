@@ -277,7 +277,8 @@ def test_deleting_a_reply_asks_first_and_then_says_so_honestly(
 
 def test_logout_offers_to_log_in_again(client: FlaskClient) -> None:
     new_source(client)
-    response = client.post("/logout", data={"csrf_token": csrf_token(client.get("/submit").text)})
+    token = csrf_token(client.get("/submit").text)
+    response = client.post("/logout", data={"csrf_token": token}, follow_redirects=True)
     assert '<a class="button" href="/login" id="login-again">' in response.text
 
 
@@ -303,7 +304,7 @@ def test_switching_language_keeps_the_text_and_the_token(client: FlaskClient, dr
         "category": "threats",
         "urgency": "urgent",
         "what_happened": "Un texte déjà écrit, à garder.",
-        "wiki": "fr.wikipedia.org",
+        "project": "fr.wikipedia.org",
         "form_language": "fr",
         "switch_language": "1",
         "files": [(b"secret bytes", "evidence.png")],

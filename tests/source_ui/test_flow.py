@@ -112,7 +112,9 @@ def test_returning_source_reads_and_deletes_a_reply(
 def test_logout_ends_the_session(client: FlaskClient) -> None:
     new_source(client)
     page = client.get("/submit")
-    response = client.post("/logout", data={"csrf_token": csrf_token(page.text)})
+    response = client.post(
+        "/logout", data={"csrf_token": csrf_token(page.text)}, follow_redirects=True
+    )
     assert "You are logged out" in response.text
     assert client.get("/submit").status_code == 302
 
